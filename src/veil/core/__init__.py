@@ -1,0 +1,1 @@
+"""Pure, party-free building blocks: ring math, fixed point, sharing, PRG, wire codecs."""
