@@ -1,0 +1,71 @@
+"""Helpers shared by the CLI commands: error reporting and parameter parsing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from veil.errors import ConfigError, DataError, PartyFailed, VeilError
+
+
+def err_console() -> Console:
+    """A console on stderr (stdout stays for machine-readable output)."""
+    return Console(stderr=True)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn veil's errors into a one-line message and an exit code, not a traceback.
+
+    Exit codes: 2 for bad configuration or input (fix and re-run), 1 for a failed job.
+    """
+    console = err_console()
+    try:
+        yield
+    except PartyFailed as exc:
+        console.print(f"[bold red]error:[/] party {exc.party!r} failed")
+        console.print(exc.traceback_text, markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    except (ConfigError, DataError) as exc:
+        console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    except VeilError as exc:
+        console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def parse_params(items: Sequence[str] | None) -> dict[str, Any]:
+    """``["k=v", ...]`` to a dict; values that parse as JSON (numbers, lists) are converted."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param expects KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def split_names(text: str, what: str = "--parties") -> list[str]:
+    """``"a,b,c"`` to ``["a", "b", "c"]`` with a clear error when empty or duplicated."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if len(names) < 2:
+        raise ConfigError(f"{what} needs at least two comma-separated names, got {text!r}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{what} lists a name twice: {text!r}")
+    return names
+
+
+def lazy_typer(loader: Callable[[], typer.Typer]) -> typer.Typer | None:
+    """Load an optional sub-command group; ``None`` if its module is not installed."""
+    try:
+        return loader()
+    except ImportError:
+        return None

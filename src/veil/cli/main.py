@@ -1,0 +1,177 @@
+"""``veil``: certificates, nodes, local runs, demos and benchmarks.
+
+Commands are grouped by what a user does: ``certs`` and ``node`` deploy a cluster (one node per
+institution), ``run`` runs every party of a job on this machine, ``demo`` runs the showcase jobs,
+``bench`` prints benchmark JSON lines, ``tee`` verifies attestation evidence.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from veil.cli.common import err_console, parse_params, split_names, user_errors
+
+app = typer.Typer(
+    name="veil",
+    help="Privacy-preserving computation across institutions: compute together, reveal nothing.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+certs_app = typer.Typer(
+    help="Create the cluster CA and per-party certificates.", no_args_is_help=True
+)
+app.add_typer(certs_app, name="certs")
+
+
+@certs_app.command("init")
+def certs_init(
+    parties: Annotated[str, typer.Option(help="Comma-separated party names, e.g. bank,ext1,ext2.")],
+    out: Annotated[Path, typer.Option(help="Folder to write ca.pem and <party>.pem/.key into.")],
+    days: Annotated[int, typer.Option(help="Validity of the certificates in days.")] = 825,
+) -> None:
+    """Create a per-cluster CA and a key + certificate for each party (CN/SAN = party name).
+
+    Give each institution ca.pem, every party's .pem, and only its own .key.
+    """
+    with user_errors():
+        from veil.transport.certs import init_cluster
+
+        names = split_names(parties)
+        files = init_cluster(names, out, days=days)
+        console = Console()
+        table = Table("party", "certificate", "private key (keep at that party only)")
+        for n in names:
+            table.add_row(n, str(files[n].cert), str(files[n].key))
+        console.print(f"cluster CA: {files[names[0]].ca_cert}")
+        console.print(table)
+
+
+def _print_outcome(results: dict[str, Any], stats: dict[str, dict[str, Any]]) -> None:
+    console = Console()
+    table = Table("party", "result", "bytes sent", "messages sent")
+    for party, value in results.items():
+        st = stats.get(party, {})
+        table.add_row(
+            party,
+            repr(value) if value is not None else "-",
+            f"{st.get('bytes_sent', 0):,}",
+            f"{st.get('messages_sent', 0):,}",
+        )
+    console.print(table)
+
+
+@app.command()
+def node(
+    job: Annotated[
+        str, typer.Argument(help="Job file (job.py, defines job(ctx)) or module:function.")
+    ],
+    config: Annotated[Path, typer.Option(help="Cluster config (TOML).")],
+    party: Annotated[str, typer.Option(help="This institution's party name in the config.")],
+    param: Annotated[
+        list[str] | None, typer.Option(help="Job parameter KEY=VALUE (repeatable).")
+    ] = None,
+    ledger: Annotated[
+        Path | None, typer.Option(help="Append this party's audit ledger here (JSON lines).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Job seed (the same at every party).")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Run one party of a job: what each institution runs on its own machine."""
+    with user_errors():
+        from veil.errors import PartyFailed
+        from veil.runtime.config import load_config
+        from veil.runtime.jobs import load_job, parse_job_ref
+        from veil.runtime.node import run_node
+
+        cfg = load_config(config)
+        cfg.party(party)
+        cfg.check_files(party)
+        fn = load_job(parse_job_ref(job))
+        peers = ", ".join(p for p in cfg.party_names if p != party)
+        err_console().print(f"[bold]veil node[/] {party}: connecting to {peers} ...")
+        outcome, stats, _ = run_node(
+            cfg, party, fn, parse_params(param), seed=seed, ledger_path=ledger
+        )
+        if not outcome.ok:
+            raise PartyFailed(party, outcome.traceback or f"{outcome.error_type}: {outcome.error}")
+        if json_out:
+            typer.echo(
+                json.dumps({"party": party, "result": _jsonable(outcome.result), "stats": stats})
+            )
+        else:
+            _print_outcome({party: outcome.result}, {party: stats})
+
+
+@app.command()
+def run(
+    job: Annotated[
+        str, typer.Argument(help="Job file (job.py, defines job(ctx)) or module:function.")
+    ],
+    parties: Annotated[str, typer.Option(help="Comma-separated party names.")],
+    transport: Annotated[
+        str, typer.Option(help="memory (threads) or grpc (processes, mTLS).")
+    ] = "memory",
+    param: Annotated[
+        list[str] | None, typer.Option(help="Job parameter KEY=VALUE (repeatable).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Job seed.")] = 0,
+    timeout: Annotated[float, typer.Option(help="Longest wait for one message, seconds.")] = 300.0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+) -> None:
+    """Run every party of a job on this machine."""
+    with user_errors():
+        from veil.errors import ConfigError
+        from veil.runtime.jobs import load_job, parse_job_ref
+        from veil.runtime.simulate import simulate_detailed
+
+        if transport not in ("memory", "grpc"):
+            raise ConfigError(f"--transport must be memory or grpc, got {transport!r}")
+        fn = load_job(parse_job_ref(job))
+        res = simulate_detailed(
+            fn,
+            split_names(parties),
+            transport=transport,  # type: ignore[arg-type]
+            params=parse_params(param),
+            seed=seed,
+            timeout=timeout,
+        )
+        if json_out:
+            typer.echo(
+                json.dumps(
+                    {
+                        "results": {k: _jsonable(v) for k, v in res.results.items()},
+                        "stats": res.stats,
+                        "seconds": res.seconds,
+                    }
+                )
+            )
+        else:
+            _print_outcome(res.results, res.stats)
+
+
+def _jsonable(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The SPMD runtime: per-party context, reveal policy, audit ledger, simulation and nodes."""
