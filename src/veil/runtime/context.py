@@ -110,7 +110,7 @@ class Context:
         dealer: Party | None = None,
         **options: Any,
     ) -> Any:
-        """An MPC device over ``parties``: ``"semi2k"`` (with a ``dealer``), ``"aby3"``, ``"ref"``."""
+        """An MPC device over ``parties``: semi2k (with a ``dealer``), aby3 or ref."""
         from veil.devices.mpc import MPCDevice  # devices sit above the runtime
 
         return MPCDevice(
