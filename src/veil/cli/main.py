@@ -156,6 +156,26 @@ def run(
             _print_outcome(res.results, res.stats)
 
 
+@app.command()
+def demo(
+    name: Annotated[str, typer.Argument(help="Which demo: portfolio.")] = "portfolio",
+    out: Annotated[Path | None, typer.Option(help="Output folder (default out/<name>).")] = None,
+    transport: Annotated[str, typer.Option(help="grpc (processes, mTLS) or memory.")] = "grpc",
+) -> None:
+    """Run a showcase job end to end on real data and write its report."""
+    with user_errors():
+        from veil.errors import ConfigError
+
+        if transport not in ("memory", "grpc"):
+            raise ConfigError(f"--transport must be memory or grpc, got {transport!r}")
+        if name == "portfolio":
+            from veil.apps import portfolio_demo
+
+            portfolio_demo.run(out or Path("out") / name, transport=transport)  # type: ignore[arg-type]
+        else:
+            raise ConfigError(f"unknown demo {name!r}; available: portfolio")
+
+
 def _jsonable(value: Any) -> Any:
     import numpy as np
 

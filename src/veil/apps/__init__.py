@@ -1,0 +1,1 @@
+"""The showcase jobs, each a CLI command and a ``veil demo``."""
