@@ -1,0 +1,206 @@
+"""Models for horizontal federated learning that need no torch: linear, logistic, softmax.
+
+A model is stateless: its parameters are one flat float64 vector (what travels, as raw array
+bytes, never pickled), and it knows how to compute the mean loss and gradient on a batch, predict,
+and run local SGD from a starting vector. Local training supports the hooks the strategies need:
+a proximal term (FedProx) and a gradient correction (SCAFFOLD control variates).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from veil.errors import ConfigError, DataError
+
+Array = np.ndarray[Any, Any]
+
+
+@dataclass(frozen=True)
+class LocalTraining:
+    """How a client trains locally in one round."""
+
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 0.1
+    momentum: float = 0.0
+    prox_mu: float = 0.0  # FedProx: mu/2 * ||w - w_global||^2
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ConfigError("local training needs epochs >= 1, batch_size >= 1 and lr > 0")
+        if self.prox_mu < 0 or not 0 <= self.momentum < 1:
+            raise ConfigError("prox_mu must be >= 0 and momentum in [0, 1)")
+
+
+class Model(ABC):
+    """A model whose parameters are one flat float64 vector."""
+
+    #: Number of parameters.
+    n_params: int
+
+    @abstractmethod
+    def init_params(self, rng: np.random.Generator) -> Array:
+        """Initial parameter vector (the same at every party for the same ``rng`` state)."""
+
+    @abstractmethod
+    def loss_grad(self, params: Array, X: Array, y: Array) -> tuple[float, Array]:
+        """Mean loss on the batch and its gradient (regularisation included)."""
+
+    @abstractmethod
+    def predict(self, params: Array, X: Array) -> Array:
+        """Scores: probability of class 1, class probabilities, or the regression value."""
+
+    def check_data(self, X: Array, y: Array) -> None:
+        """Raise :class:`DataError` unless ``X``, ``y`` fit this model."""
+        if X.ndim != 2 or X.shape[0] != y.shape[0]:
+            raise DataError(f"X must be (n, d) and y (n,), got {X.shape} and {y.shape}")
+
+    def fit_local(
+        self,
+        params: Array,
+        X: Array,
+        y: Array,
+        opts: LocalTraining,
+        rng: np.random.Generator,
+        *,
+        correction: Array | None = None,
+    ) -> tuple[Array, int]:
+        """Mini-batch SGD from ``params``; returns the new vector and the number of steps.
+
+        ``correction`` is added to every gradient (SCAFFOLD's ``c - c_i``); ``opts.prox_mu``
+        pulls towards the starting point (FedProx).
+        """
+        self.check_data(X, y)
+        w = params.astype(np.float64, copy=True)
+        start = params
+        velocity = np.zeros_like(w)
+        steps = 0
+        n = X.shape[0]
+        for _ in range(opts.epochs):
+            order = rng.permutation(n)
+            for lo in range(0, n, opts.batch_size):
+                idx = order[lo : lo + opts.batch_size]
+                _, g = self.loss_grad(w, X[idx], y[idx])
+                if opts.prox_mu:
+                    g = g + opts.prox_mu * (w - start)
+                if correction is not None:
+                    g = g + correction
+                if opts.momentum:
+                    velocity = opts.momentum * velocity + g
+                    g = velocity
+                w -= opts.lr * g
+                steps += 1
+        return w, steps
+
+
+def _sigmoid(z: Array) -> Array:
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+@dataclass
+class LogisticModel(Model):
+    """Binary logistic regression ``p = sigmoid(X w + b)`` with optional L2 on ``w``."""
+
+    n_features: int
+    l2: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.n_params = self.n_features + 1
+
+    def init_params(self, rng: np.random.Generator) -> Array:
+        return np.zeros(self.n_params)
+
+    def check_data(self, X: Array, y: Array) -> None:
+        super().check_data(X, y)
+        if X.shape[1] != self.n_features:
+            raise DataError(f"expected {self.n_features} features, got {X.shape[1]}")
+        if not np.isin(y, (0, 1)).all():
+            raise DataError("logistic regression needs labels 0/1")
+
+    def loss_grad(self, params: Array, X: Array, y: Array) -> tuple[float, Array]:
+        w, b = params[:-1], params[-1]
+        z = X @ w + b
+        loss = float(np.mean(np.logaddexp(0.0, z) - y * z)) + 0.5 * self.l2 * float(w @ w)
+        r = (_sigmoid(z) - y) / X.shape[0]
+        return loss, np.concatenate([X.T @ r + self.l2 * w, [r.sum()]])
+
+    def predict(self, params: Array, X: Array) -> Array:
+        return _sigmoid(X @ params[:-1] + params[-1])
+
+
+@dataclass
+class LinearModel(Model):
+    """Least-squares linear regression (loss = mean squared error / 2) with optional L2."""
+
+    n_features: int
+    l2: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.n_params = self.n_features + 1
+
+    def init_params(self, rng: np.random.Generator) -> Array:
+        return np.zeros(self.n_params)
+
+    def loss_grad(self, params: Array, X: Array, y: Array) -> tuple[float, Array]:
+        w, b = params[:-1], params[-1]
+        r = X @ w + b - y
+        loss = 0.5 * float(np.mean(r * r)) + 0.5 * self.l2 * float(w @ w)
+        r = r / X.shape[0]
+        return loss, np.concatenate([X.T @ r + self.l2 * w, [r.sum()]])
+
+    def predict(self, params: Array, X: Array) -> Array:
+        out: Array = X @ params[:-1] + params[-1]
+        return out
+
+
+@dataclass
+class SoftmaxModel(Model):
+    """Multinomial logistic regression over ``n_classes`` (labels 0..n_classes-1)."""
+
+    n_features: int
+    n_classes: int
+    l2: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.n_classes < 2:
+            raise ConfigError("softmax regression needs at least 2 classes")
+        self.n_params = (self.n_features + 1) * self.n_classes
+
+    def _split(self, params: Array) -> tuple[Array, Array]:
+        k = self.n_classes
+        return params[:-k].reshape(self.n_features, k), params[-k:]
+
+    def init_params(self, rng: np.random.Generator) -> Array:
+        return np.zeros(self.n_params)
+
+    def check_data(self, X: Array, y: Array) -> None:
+        super().check_data(X, y)
+        if y.size and (y.min() < 0 or y.max() >= self.n_classes):
+            raise DataError(f"labels must be in 0..{self.n_classes - 1}")
+
+    def _proba(self, W: Array, b: Array, X: Array) -> Array:
+        z = X @ W + b
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        out: Array = e / e.sum(axis=1, keepdims=True)
+        return out
+
+    def loss_grad(self, params: Array, X: Array, y: Array) -> tuple[float, Array]:
+        W, b = self._split(params)
+        p = self._proba(W, b, X)
+        yi = y.astype(np.int64)
+        n = X.shape[0]
+        loss = float(-np.mean(np.log(p[np.arange(n), yi] + 1e-300))) + 0.5 * self.l2 * float(
+            np.sum(W * W)
+        )
+        p[np.arange(n), yi] -= 1.0
+        p /= n
+        return loss, np.concatenate([(X.T @ p + self.l2 * W).ravel(), p.sum(axis=0)])
+
+    def predict(self, params: Array, X: Array) -> Array:
+        W, b = self._split(params)
+        return self._proba(W, b, X)
