@@ -204,3 +204,97 @@ class SoftmaxModel(Model):
     def predict(self, params: Array, X: Array) -> Array:
         W, b = self._split(params)
         return self._proba(W, b, X)
+
+
+@dataclass
+class MLPModel(Model):
+    """A multilayer perceptron with ReLU hidden layers, in numpy.
+
+    ``n_outputs == 1``: binary classification (sigmoid output, labels 0/1); ``n_outputs >= 2``:
+    multiclass (softmax, labels 0..n_outputs-1). Layers are initialised like ``torch.nn.Linear``
+    (uniform in ±1/sqrt(fan_in)); parameters are laid out layer by layer as ``W`` (in × out,
+    row-major) then ``b``.
+    """
+
+    n_features: int
+    hidden: tuple[int, ...] = (32,)
+    n_outputs: int = 1
+    l2: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.n_outputs < 1 or any(h < 1 for h in self.hidden):
+            raise ConfigError("layer sizes must be positive")
+        sizes = (self.n_features, *self.hidden, self.n_outputs)
+        self._shapes = [(sizes[i], sizes[i + 1]) for i in range(len(sizes) - 1)]
+        self.n_params = sum(i * o + o for i, o in self._shapes)
+
+    @property
+    def task(self) -> str:
+        return "binary" if self.n_outputs == 1 else "multiclass"
+
+    def _layers(self, params: Array) -> list[tuple[Array, Array]]:
+        out, pos = [], 0
+        for i, o in self._shapes:
+            W = params[pos : pos + i * o].reshape(i, o)
+            pos += i * o
+            out.append((W, params[pos : pos + o]))
+            pos += o
+        return out
+
+    def init_params(self, rng: np.random.Generator) -> Array:
+        parts = []
+        for i, o in self._shapes:
+            bound = 1.0 / np.sqrt(i)
+            parts += [rng.uniform(-bound, bound, i * o), rng.uniform(-bound, bound, o)]
+        return np.concatenate(parts)
+
+    def check_data(self, X: Array, y: Array) -> None:
+        super().check_data(X, y)
+        if X.shape[1] != self.n_features:
+            raise DataError(f"expected {self.n_features} features, got {X.shape[1]}")
+
+    def _forward(self, params: Array, X: Array) -> tuple[list[Array], Array]:
+        acts = [X]
+        layers = self._layers(params)
+        h = X
+        for W, b in layers[:-1]:
+            h = np.maximum(h @ W + b, 0.0)
+            acts.append(h)
+        W, b = layers[-1]
+        return acts, h @ W + b
+
+    def _output(self, z: Array) -> Array:
+        if self.n_outputs == 1:
+            return _sigmoid(z[:, 0])
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        out: Array = e / e.sum(axis=1, keepdims=True)
+        return out
+
+    def loss_grad(self, params: Array, X: Array, y: Array) -> tuple[float, Array]:
+        acts, z = self._forward(params, X)
+        n = X.shape[0]
+        if self.n_outputs == 1:
+            zz = z[:, 0]
+            loss = float(np.mean(np.logaddexp(0.0, zz) - y * zz))
+            dz = ((_sigmoid(zz) - y) / n)[:, None]
+        else:
+            p = self._output(z)
+            yi = y.astype(np.int64)
+            loss = float(-np.mean(np.log(p[np.arange(n), yi] + 1e-300)))
+            p[np.arange(n), yi] -= 1.0
+            dz = p / n
+        layers = self._layers(params)
+        grads: list[Array] = []
+        for li in range(len(layers) - 1, -1, -1):
+            W, _ = layers[li]
+            a = acts[li]
+            grads.append(dz.sum(axis=0))
+            grads.append((a.T @ dz + self.l2 * W).ravel())
+            if li:
+                dz = (dz @ W.T) * (a > 0)
+        loss += 0.5 * self.l2 * sum(float(np.sum(W * W)) for W, _ in layers)
+        return loss, np.concatenate(grads[::-1])
+
+    def predict(self, params: Array, X: Array) -> Array:
+        return self._output(self._forward(params, X)[1])
