@@ -91,6 +91,8 @@ class FLResult:
     final_metrics: dict[str, Any]
     stopped_early: bool
     dropped: dict[str, str]
+    #: This party's own log: per round, seconds and bytes/messages it sent and received.
+    rounds_log: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _secagg_config(n_clients: int, cfg: FLConfig) -> SecAggConfig:
@@ -254,6 +256,8 @@ def federated_fit(
         control_i = loaded[0]["control_i"]
 
     known_live = list(clients)
+    log: list[dict[str, Any]] = []
+    mark = (time.perf_counter(), ctx.stats())
     while True:
         make_plan = role.plan if role is not None else dict
         plan = ctx.reveal(srv(make_plan)(), to=[srv, *ctx.parties(*known_live)], tag=PLAN_TAG)
@@ -261,7 +265,7 @@ def federated_fit(
         params = np.asarray(plan["params"], dtype=np.float64)
         if plan["mode"] == "stop":
             return FLResult(params, list(plan["history"]), dict(plan["final_metrics"]),
-                            bool(plan["stopped_early"]), dict(plan["dropped"]))  # fmt: skip
+                            bool(plan["stopped_early"]), dict(plan["dropped"]), log)  # fmt: skip
 
         evaluate_only = plan["mode"] == "evaluate"
         selected = list(plan["selected"])
@@ -285,6 +289,22 @@ def federated_fit(
         rs = ctx.reveal(uploads, to=srv, tag=SUM_TAG)
         if role is not None:
             role.absorb(plan, rs)
+        mark = _log_round(log, plan, mark, ctx.stats())
+
+
+def _log_round(
+    log: list[dict[str, Any]],
+    plan: dict[str, Any],
+    mark: tuple[float, dict[str, Any]],
+    stats: dict[str, Any],
+) -> tuple[float, dict[str, Any]]:
+    now = time.perf_counter()
+    t0, before = mark
+    entry: dict[str, Any] = {"round": plan["round"], "mode": plan["mode"], "seconds": now - t0}
+    for k in ("bytes_sent", "bytes_recv", "messages_sent", "messages_recv"):
+        entry[k] = stats[k] - before[k]
+    log.append(entry)
+    return now, stats
 
 
 def _check_upload(party: str, vector: Array, bound: float) -> None:

@@ -154,13 +154,24 @@ def secure_total(
     *,
     tag: str,
     aggregation: Aggregation = Aggregation.SECURE,
+    frac_bits: int = 24,
     timeout: float = 120.0,
 ) -> Array:
-    """The sum of the clients' vectors, aggregated at ``server`` and published to every party."""
-    bound = float(2**38) / max(len(clients), 1)
-    secagg = SecAggConfig(clip=bound, phase_timeout=timeout, client_timeout=timeout * 4)
-    if vector is not None and float(np.linalg.norm(vector)) > bound:
-        raise DataError(f"party {ctx.party!r}: values too large for secure aggregation ({tag})")
+    """The sum of the clients' vectors, aggregated at ``server`` and published to every party.
+
+    Values are summed in fixed point with ``frac_bits`` fractional bits in a 64-bit ring, so each
+    client's vector must have L2 norm below ``2^(62 - frac_bits) / n_clients``; fewer fractional
+    bits leave room for larger values.
+    """
+    bound = 2.0 ** (62 - frac_bits) / max(len(clients), 1)
+    secagg = SecAggConfig(
+        clip=bound, frac_bits=frac_bits, phase_timeout=timeout, client_timeout=timeout * 4
+    )
+    if vector is not None and not float(np.linalg.norm(vector)) <= bound:
+        raise DataError(
+            f"party {ctx.party!r}: values too large (or not finite) for secure aggregation "
+            f"({tag}): norm {float(np.linalg.norm(vector)):.3g} > {bound:.3g}"
+        )
     up = Uploads(ctx.link, ctx.next_key(tag), server, list(clients), vector, dim, aggregation,
                  secagg, timeout=timeout)  # fmt: skip
     srv = ctx.parties(server)[0]
@@ -199,28 +210,62 @@ def federated_prepare(
                                       for c in cats} if me == p else None, "fl.levels")
                  for p in clients}  # fmt: skip
     levels = {c: sorted({v for lv in levels_by.values() for v in lv[c]}) for c in cats}
-    vec = None
+    k = len(nums)
+    x: Array | None = None
     if table is not None:
         x = table[nums].to_numpy(dtype=np.float64) if nums else np.zeros((len(table), 0))
-        ok = ~np.isnan(x)
-        x0 = np.where(ok, x, 0.0)
-        vec = np.concatenate([ok.sum(0), x0.sum(0), (x0 * x0).sum(0)]).astype(np.float64)
-    sums = secure_total(ctx, server, clients, vec, 3 * len(nums), tag="fl.feature_sums",
-                        aggregation=aggregation)  # fmt: skip
-    cnt, s, ss = sums[: len(nums)], sums[len(nums) : 2 * len(nums)], sums[2 * len(nums) :]
-    mean = np.divide(s, cnt, out=np.zeros_like(s), where=cnt > 0)
-    var = np.divide(ss, cnt, out=np.zeros_like(s), where=cnt > 0) - mean * mean
-    std = np.sqrt(np.maximum(var, 0.0))
-    std[std < 1e-12] = 1.0
+    # pass 1: counts and sums -> pooled means
+    vec = None if x is None else np.concatenate([(~np.isnan(x)).sum(0), np.nansum(x, axis=0)])
+    sums = secure_total(ctx, server, clients, vec, 2 * k, tag="fl.feature_sums",
+                        aggregation=aggregation, frac_bits=16)  # fmt: skip
+    cnt = np.rint(sums[:k])
+    mean = np.divide(sums[k:], cnt, out=np.zeros(k), where=cnt > 0)
+    # pass 2: squared deviations from the pooled mean -> pooled standard deviations
+    vec = None if x is None else np.nansum((x - mean) ** 2, axis=0)
+    dev = secure_total(ctx, server, clients, vec, k, tag="fl.feature_spread",
+                       aggregation=aggregation, frac_bits=6)  # fmt: skip
+    std = np.sqrt(np.divide(np.maximum(dev, 0.0), cnt, out=np.zeros(k), where=cnt > 0))
+    std[~(std >= 1e-12)] = 1.0
     features = list(nums) + [f"{c}={v}" for c in cats for v in levels[c]]
     if table is None:
         return Prepared(None, features, str(positive))
     X = encode(table, nums, cats, levels, mean, std)
     y = (table[spec.label].map(_plain) == positive).to_numpy(dtype=np.float64)
-    order = np.random.default_rng([ctx.seed, 0x5EED, *me.encode()]).permutation(len(y))
-    n_val = round(spec.val_fraction * len(y))
+    return Prepared(split_rows(X, y, ctx.seed, me, spec.val_fraction), features, str(positive))
+
+
+def split_rows(X: Array, y: Array, seed: int, party: str, val_fraction: float) -> ClientData:
+    """A party's seeded split into training and held-out rows (the same in every run)."""
+    order = np.random.default_rng([seed, 0x5EED, *party.encode()]).permutation(len(y))
+    n_val = round(val_fraction * len(y))
     val, tr = order[:n_val], order[n_val:]
-    return Prepared(ClientData(X[tr], y[tr], X[val], y[val]), features, str(positive))
+    return ClientData(X[tr], y[tr], X[val], y[val])
+
+
+def pooled_prepare(
+    tables: dict[str, Any], spec: TableSpec, seed: int
+) -> tuple[dict[str, ClientData], list[str]]:
+    """The same preprocessing and splits as :func:`federated_prepare`, on tables pooled in one
+    place. **A check only**: it needs every party's rows, which a real deployment never has."""
+    parties = list(tables)
+    schema = check_schemas({p: schema_of(t, spec) for p, t in tables.items()})
+    labels = {p: sorted(map(_plain, t[spec.label].unique()), key=str) for p, t in tables.items()}
+    positive = _positive_label(labels, spec)
+    cats = [c for c, k in schema if k == CATEGORICAL]
+    nums = [c for c, k in schema if k == NUMERIC]
+    levels = {c: sorted({str(v) for t in tables.values() for v in t[c].dropna().unique()})
+              for c in cats}  # fmt: skip
+    allx = np.concatenate([t[nums].to_numpy(dtype=np.float64) for t in tables.values()])
+    mean = np.nanmean(allx, axis=0) if len(nums) else np.zeros(0)
+    std = np.nanstd(allx, axis=0) if len(nums) else np.zeros(0)
+    std[~(std >= 1e-12)] = 1.0
+    out = {}
+    for p in parties:
+        t = tables[p]
+        X = encode(t, nums, cats, levels, mean, std)
+        y = (t[spec.label].map(_plain) == positive).to_numpy(dtype=np.float64)
+        out[p] = split_rows(X, y, seed, p, spec.val_fraction)
+    return out, list(nums) + [f"{c}={v}" for c in cats for v in levels[c]]
 
 
 def encode(
@@ -234,10 +279,14 @@ def encode(
         x = np.where(np.isnan(x), mean, x)
         parts.append((x - mean) / std)
     for c in cats:
-        col = df[c].astype("string").to_numpy(dtype=object)
+        col = np.array([None if _missing(v) else str(v) for v in df[c]], dtype=object)
         parts.append(np.stack([(col == v) for v in levels[c]], axis=1).astype(np.float64)
                      if levels[c] else np.zeros((len(df), 0)))  # fmt: skip
     return np.concatenate(parts, axis=1) if parts else np.zeros((len(df), 0))
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or str(v) in ("<NA>", "nan")
 
 
 def _plain(v: Any) -> Any:
