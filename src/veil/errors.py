@@ -46,12 +46,31 @@ class PrivacyBudgetExceeded(VeilError):
 
 
 class PartyFailed(VeilError):
-    """A party's job raised; carries the party name and its formatted traceback."""
+    """A party's job raised; carries the party name, the error and its formatted traceback.
 
-    def __init__(self, party: str, traceback_text: str) -> None:
+    Attributes
+    ----------
+    party:
+        The party whose failure stopped the job.
+    error_type, error:
+        The original exception's class name and message (``None`` if the process died).
+    traceback_text:
+        The formatted traceback (or what is known of the failure).
+    """
+
+    def __init__(
+        self,
+        party: str,
+        traceback_text: str,
+        *,
+        error_type: str | None = None,
+        error: str | None = None,
+    ) -> None:
         super().__init__(f"party {party!r} failed:\n{traceback_text}")
         self.party = party
         self.traceback_text = traceback_text
+        self.error_type = error_type
+        self.error = error
 
 
 __all__ = [

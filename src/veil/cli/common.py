@@ -13,6 +13,9 @@ from rich.console import Console
 from veil.errors import ConfigError, DataError, PartyFailed, VeilError
 
 
+_USER_ERRORS = {"ConfigError", "DataError", "RevealDenied", "PrivacyBudgetExceeded"}
+
+
 def err_console() -> Console:
     """A console on stderr (stdout stays for machine-readable output)."""
     return Console(stderr=True)
@@ -28,6 +31,10 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except PartyFailed as exc:
+        if exc.error_type in _USER_ERRORS:
+            # bad input or configuration: the message says what to fix; no traceback
+            console.print(f"[bold red]error:[/] {exc.error}", highlight=False)
+            raise typer.Exit(2) from None
         console.print(f"[bold red]error:[/] party {exc.party!r} failed")
         console.print(exc.traceback_text, markup=False, highlight=False)
         raise typer.Exit(1) from None

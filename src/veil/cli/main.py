@@ -100,7 +100,12 @@ def node(
             cfg, party, fn, parse_params(param), seed=seed, ledger_path=ledger
         )
         if not outcome.ok:
-            raise PartyFailed(party, outcome.traceback or f"{outcome.error_type}: {outcome.error}")
+            raise PartyFailed(
+                party,
+                outcome.traceback or f"{outcome.error_type}: {outcome.error}",
+                error_type=outcome.error_type,
+                error=outcome.error,
+            )
         if json_out:
             typer.echo(
                 json.dumps({"party": party, "result": _jsonable(outcome.result), "stats": stats})
@@ -158,7 +163,7 @@ def run(
 
 @app.command()
 def demo(
-    name: Annotated[str, typer.Argument(help="Which demo: portfolio.")] = "portfolio",
+    name: Annotated[str, typer.Argument(help="Which demo: portfolio, fl.")] = "portfolio",
     out: Annotated[Path | None, typer.Option(help="Output folder (default out/<name>).")] = None,
     transport: Annotated[str, typer.Option(help="grpc (processes, mTLS) or memory.")] = "grpc",
 ) -> None:
@@ -168,12 +173,66 @@ def demo(
 
         if transport not in ("memory", "grpc"):
             raise ConfigError(f"--transport must be memory or grpc, got {transport!r}")
+        folder = out or Path("out") / name
         if name == "portfolio":
             from veil.apps import portfolio_demo
 
-            portfolio_demo.run(out or Path("out") / name, transport=transport)  # type: ignore[arg-type]
+            portfolio_demo.run(folder, transport=transport)  # type: ignore[arg-type]
+        elif name == "fl":
+            from veil.apps import fl_demo
+
+            fl_demo.run_demo(folder, transport=transport)  # type: ignore[arg-type]
         else:
-            raise ConfigError(f"unknown demo {name!r}; available: portfolio")
+            raise ConfigError(f"unknown demo {name!r}; available: portfolio, fl")
+
+
+def _named_files(items: list[str], what: str) -> dict[str, Path]:
+    from veil.errors import ConfigError
+
+    out: dict[str, Path] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(f"{what} expects NAME=FILE, got {item!r}")
+        if name in out:
+            raise ConfigError(f"{what} names {name!r} twice")
+        out[name] = Path(path)
+    return out
+
+
+@app.command()
+def fl(
+    party: Annotated[list[str], typer.Option(help="A bank and its CSV: NAME=FILE (repeat).")],
+    label: Annotated[str, typer.Option(help="Label column (binary).")],
+    out: Annotated[Path, typer.Option(help="Output folder for report.json / report.html.")],
+    positive: Annotated[str | None, typer.Option(help="Label value of the positive class.")] = None,
+    model: Annotated[str, typer.Option(help="logistic or mlp.")] = "logistic",
+    rounds: Annotated[int, typer.Option(help="Federated rounds.")] = 20,
+    lr: Annotated[float, typer.Option(help="Local learning rate.")] = 0.05,
+    aggregation: Annotated[
+        str, typer.Option(help="secure (default), plain (insecure), median, trimmed_mean.")
+    ] = "secure",
+    drop: Annotated[list[str] | None, typer.Option(help="Column to ignore (repeat).")] = None,
+    transport: Annotated[str, typer.Option(help="grpc (processes, mTLS) or memory.")] = "grpc",
+    seed: Annotated[int, typer.Option(help="Seed of splits, sampling and initialisation.")] = 0,
+) -> None:
+    """Horizontal federated learning across banks (each bank's CSV has the same columns)."""
+    with user_errors():
+        from veil.apps.fl_app import FLJobOptions
+        from veil.apps.fl_app import run as run_fl
+        from veil.errors import ConfigError
+
+        if transport not in ("memory", "grpc"):
+            raise ConfigError(f"--transport must be memory or grpc, got {transport!r}")
+        if aggregation not in ("secure", "plain", "median", "trimmed_mean"):
+            raise ConfigError(f"unknown --aggregation {aggregation!r}")
+        if model not in ("logistic", "mlp"):
+            raise ConfigError(f"--model must be logistic or mlp, got {model!r}")
+        opts = FLJobOptions(label=label, positive=positive, model=model,  # type: ignore[arg-type]
+                            rounds=rounds, lr=lr, aggregation=aggregation,
+                            drop=tuple(drop or ()))  # fmt: skip
+        run_fl(_named_files(party, "--party"), opts, out, transport=transport,  # type: ignore[arg-type]
+               seed=seed)  # fmt: skip
 
 
 def _jsonable(value: Any) -> Any:

@@ -151,7 +151,7 @@ def _raise_on_failure(outcomes: Mapping[str, PartyOutcome]) -> None:
         others = [o.party for o in outcomes.values() if not o.ok and o.party != cause.party]
         if others:
             text += f"\n(then stopped: {', '.join(others)})"
-        raise PartyFailed(cause.party, text)
+        raise PartyFailed(cause.party, text, error_type=cause.error_type, error=cause.error)
 
 
 def _run_threads(
