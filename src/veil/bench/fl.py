@@ -28,6 +28,7 @@ from veil.bench.common import anchor_inputs, emit, median, record
 from veil.fl.loop import ClientData, FLConfig, federated_fit
 from veil.fl.models import LocalTraining, MLPModel
 from veil.runtime.context import Context
+from veil.runtime.simulate import Transport
 
 SERVER = "server"
 
@@ -96,7 +97,7 @@ def plain_reference(
 
 def run(
     *, clients: int = 10, rounds: int = 20, partition: str = "iid", alpha: float = 0.5,
-    seed: int = 0, transport: str = "memory", init_file: Path | None = None,
+    seed: int = 0, transport: Transport = "memory", init_file: Path | None = None,
 ) -> Iterator[dict[str, Any]]:  # fmt: skip
     """Run the job once and yield its record."""
     import psutil
