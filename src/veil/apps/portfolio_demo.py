@@ -83,6 +83,10 @@ def _max_rel_err(a: dict[str, Any], b: dict[str, Any]) -> float:
     return float(np.max(errs))
 
 
+def _num(x: float) -> str:
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}"
+
+
 def _print(console: Console, report: dict[str, Any]) -> None:
     table = Table(title="default rate and defaulter profile (mean bad / mean good)")
     table.add_column("")
