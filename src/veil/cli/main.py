@@ -24,10 +24,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+def _mount_optional() -> None:
+    """Sub-command groups that live in their own modules."""
+    from veil.cli.tee import app as tee_app
+
+    app.add_typer(tee_app, name="tee")
+
+
 certs_app = typer.Typer(
     help="Create the cluster CA and per-party certificates.", no_args_is_help=True
 )
 app.add_typer(certs_app, name="certs")
+_mount_optional()
 
 
 @certs_app.command("init")
