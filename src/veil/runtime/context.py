@@ -121,6 +121,12 @@ class Context:
             **options,
         )
 
+    def tee(self, host: Party, **options: Any) -> Any:
+        """A TEE device whose enclave runs at ``host`` (see :mod:`veil.devices.tee`)."""
+        from veil.devices.tee import TEEDevice  # devices sit above the runtime
+
+        return TEEDevice(self, host.name, **options)
+
     # ------------------------------------------------------------- reveal
     def reveal(
         self,
