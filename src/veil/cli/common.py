@@ -12,7 +12,6 @@ from rich.console import Console
 
 from veil.errors import ConfigError, DataError, PartyFailed, VeilError
 
-
 _USER_ERRORS = {"ConfigError", "DataError", "RevealDenied", "PrivacyBudgetExceeded"}
 
 

@@ -24,11 +24,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
 def _mount_optional() -> None:
     """Sub-command groups that live in their own modules."""
+    from veil.cli.bench import bench
     from veil.cli.tee import app as tee_app
 
     app.add_typer(tee_app, name="tee")
+    app.command(
+        "bench", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+    )(bench)
 
 
 certs_app = typer.Typer(
