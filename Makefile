@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/veil demo
+	$(BIN)/veil demo risk
 
 # Quick suite + e2e (real processes over gRPC/mTLS). `-m slow` tests are left to `make test-slow`.
 test: $(STAMP) lint typecheck

@@ -177,9 +177,10 @@ def run(
 
 @app.command()
 def demo(
-    name: Annotated[str, typer.Argument(help="Which demo: portfolio, fl.")] = "portfolio",
+    name: Annotated[str, typer.Argument(help="Which demo: risk, fl, portfolio.")] = "risk",
     out: Annotated[Path | None, typer.Option(help="Output folder (default out/<name>).")] = None,
     transport: Annotated[str, typer.Option(help="grpc (processes, mTLS) or memory.")] = "grpc",
+    protocol: Annotated[str, typer.Option(help="risk: MPC protocol, semi2k or aby3.")] = "semi2k",
 ) -> None:
     """Run a showcase job end to end on real data and write its report."""
     with user_errors():
@@ -188,7 +189,17 @@ def demo(
         if transport not in ("memory", "grpc"):
             raise ConfigError(f"--transport must be memory or grpc, got {transport!r}")
         folder = out or Path("out") / name
-        if name == "portfolio":
+        if name == "risk":
+            from veil.apps import risk_data
+            from veil.apps.risk_run import RiskOptions
+            from veil.apps.risk_run import run as run_risk
+
+            files = risk_data.prepare(folder / "data")
+            err_console().print(f"three institutions' files: {folder / 'data'}")
+            opts = RiskOptions(id_col=risk_data.ID, label=risk_data.LABEL, protocol=protocol)  # type: ignore[arg-type]
+            providers = {p: f for p, f in files.items() if p != "bank"}
+            run_risk(files["bank"], providers, opts, folder, transport=transport)  # type: ignore[arg-type]
+        elif name == "portfolio":
             from veil.apps import portfolio_demo
 
             portfolio_demo.run(folder, transport=transport)  # type: ignore[arg-type]
@@ -197,7 +208,38 @@ def demo(
 
             fl_demo.run_demo(folder, transport=transport)  # type: ignore[arg-type]
         else:
-            raise ConfigError(f"unknown demo {name!r}; available: portfolio, fl")
+            raise ConfigError(f"unknown demo {name!r}; available: risk, fl, portfolio")
+
+
+@app.command()
+def risk(
+    bank: Annotated[Path, typer.Option(help="The bank's CSV (ids, label, its features).")],
+    provider: Annotated[list[str], typer.Option(help="A data provider: NAME=FILE (repeat).")],
+    id_col: Annotated[str, typer.Option("--id", help="Customer id column (in every file).")],
+    label: Annotated[str, typer.Option(help="Binary label column (in the bank's file).")],
+    out: Annotated[Path, typer.Option(help="Output folder for report.json / report.html.")],
+    positive: Annotated[str | None, typer.Option(help="Label value of the positive class.")] = None,
+    protocol: Annotated[
+        str, typer.Option(help="semi2k (+ dealer) or aby3 (3 parties).")
+    ] = "semi2k",
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
+    transport: Annotated[str, typer.Option(help="grpc (processes, mTLS) or memory.")] = "grpc",
+    seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 0,
+) -> None:
+    """Joint credit-risk model: PSI alignment, secure logistic regression, AUC/KS report."""
+    with user_errors():
+        from veil.apps.risk_run import RiskOptions
+        from veil.apps.risk_run import run as run_risk
+        from veil.errors import ConfigError
+
+        if transport not in ("memory", "grpc"):
+            raise ConfigError(f"--transport must be memory or grpc, got {transport!r}")
+        if protocol not in ("semi2k", "aby3"):
+            raise ConfigError(f"--protocol must be semi2k or aby3, got {protocol!r}")
+        opts = RiskOptions(id_col=id_col, label=label, positive=positive,
+                           protocol=protocol, epochs=epochs)  # type: ignore[arg-type]  # fmt: skip
+        run_risk(bank, _named_files(provider, "--provider"), opts, out,
+                 transport=transport, seed=seed)  # type: ignore[arg-type]  # fmt: skip
 
 
 def _named_files(items: list[str], what: str) -> dict[str, Path]:

@@ -183,6 +183,7 @@ def write_config(
     parties: Sequence[tuple[str, str, Path, Path | None]],
     connect_timeout: float = 60.0,
     recv_timeout: float = 300.0,
+    policy: RevealPolicy | None = None,
 ) -> None:
     """Write a cluster config: ``parties`` is a list of (name, "host:port", cert, key)."""
     doc: dict[str, Any] = {
@@ -195,4 +196,6 @@ def write_config(
         if key is not None:
             entry["key"] = str(key)
         doc["parties"][pname] = entry
+    if policy is not None:
+        doc["policy"] = policy.to_mapping()
     path.write_text(tomli_w.dumps(doc))

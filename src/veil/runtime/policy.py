@@ -108,6 +108,18 @@ class RevealPolicy:
                 return Decision(rule.effect is Effect.ALLOW, f"rule: {rule.describe()}")
         return Decision(self.default is Effect.ALLOW, f"policy default: {self.default.value}")
 
+    def to_mapping(self) -> dict[str, Any]:
+        """The ``[policy]`` table of a cluster config (inverse of :meth:`from_mapping`)."""
+        rules = []
+        for r in self.rules:
+            entry: dict[str, Any] = {"effect": r.effect.value, "tag": r.tag}
+            if r.to is not None:
+                entry["to"] = sorted(r.to)
+            if r.kinds is not None:
+                entry["kinds"] = sorted(r.kinds)
+            rules.append(entry)
+        return {"default": self.default.value, "rule": rules}
+
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "policy") -> RevealPolicy:
         """Build from the ``[policy]`` table of a cluster config.

@@ -215,6 +215,7 @@ def local_cluster(
     *,
     connect_timeout: float = 30.0,
     recv_timeout: float = 300.0,
+    policy: RevealPolicy | None = None,
 ) -> Path:
     """Create certificates and a cluster config for ``names`` on 127.0.0.1 in ``folder``."""
     from veil.transport.certs import init_cluster
@@ -232,6 +233,7 @@ def local_cluster(
         ],
         connect_timeout=connect_timeout,
         recv_timeout=recv_timeout,
+        policy=policy,
     )
     return config
 
@@ -253,11 +255,6 @@ def _run_processes(
     connect_timeout: float,
     ledger_dir: Path | None,
 ) -> SimulationResult:
-    if policy is not None and policy.rules:
-        raise ConfigError(
-            "a custom reveal policy with the grpc transport belongs in the cluster config's "
-            "[policy] table (each node enforces its own); run `veil node` with such a config"
-        )
     ref = ref_of(job)
     with tempfile.TemporaryDirectory(prefix="veil-sim-") as tmp:
         folder = Path(tmp)

@@ -1,0 +1,133 @@
+"""Runner of ``veil risk`` / ``veil demo risk``: the job, the plaintext checks, the report.
+
+The pooled-plaintext model is a **check** computed in this process from all files (possible only
+because every file is on this machine): the same aligned rows (the bank's order from PSI), the
+same encoding and split, standardisation, and sklearn's ``LogisticRegression`` with the same L2
+penalty. It never runs in a deployment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from veil.apps import risk_report
+from veil.apps.risk import _labels, policy_rules, read_party_csv, risk_job
+from veil.data.vertical import encode_block, split_rows
+from veil.errors import ConfigError
+from veil.ml.metrics import auc, ks, roc_curve
+from veil.runtime.ledger import merge_ledgers
+from veil.runtime.policy import RevealPolicy
+from veil.runtime.simulate import simulate_detailed
+
+DEALER = "dealer"
+
+
+@dataclass(frozen=True)
+class RiskOptions:
+    """Options every party of the job agrees on."""
+
+    id_col: str
+    label: str
+    positive: str | None = None
+    protocol: Literal["semi2k", "aby3"] = "semi2k"
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 0.2
+    l2: float = 1e-3
+    test_fraction: float = 0.3
+
+
+def pooled_check(
+    files: Mapping[str, Path], bank: str, aligned_ids: list[str], opts: RiskOptions, seed: int
+) -> dict[str, Any]:
+    """sklearn on the pooled aligned rows, same split and penalty (a check, see module doc)."""
+    from sklearn.linear_model import LogisticRegression
+
+    blocks, y = [], None
+    n = len(aligned_ids)
+    train, test = split_rows(n, opts.test_fraction, seed)
+    for party, path in files.items():
+        df = read_party_csv(str(path), party, opts.id_col)
+        df = df.assign(**{opts.id_col: df[opts.id_col].astype(str).str.strip()})
+        df = df.set_index(opts.id_col).loc[aligned_ids].reset_index()
+        feats = [c for c in df.columns if c not in (opts.id_col, opts.label)]
+        blocks.append(encode_block(df, feats, train)[0])
+        if party == bank:
+            y = _labels(df, opts.label, party, str(path), opts.positive)
+    assert y is not None
+    X = np.concatenate(blocks, axis=1)
+    mu, sd = X[train].mean(0), X[train].std(0)
+    sd[sd == 0] = 1.0
+    Z = (X - mu) / sd
+    clf = LogisticRegression(C=1.0 / (opts.l2 * len(train)), max_iter=10_000, tol=1e-8)
+    s = clf.fit(Z[train], y[train]).predict_proba(Z[test])[:, 1]
+    return {"auc": auc(y[test], s), "ks": ks(y[test], s), "y_test": y[test], "scores": s}
+
+
+def run(
+    bank_file: Path,
+    providers: Mapping[str, Path],
+    opts: RiskOptions,
+    out: Path,
+    *,
+    bank: str = "bank",
+    transport: Literal["memory", "grpc"] = "grpc",
+    seed: int = 0,
+    console: Any = None,
+) -> dict[str, Any]:
+    """Run the joint job over the files, the checks, and write ``out/report.{json,html}``."""
+    from rich.console import Console
+
+    console = console or Console(stderr=True)
+    files = {bank: bank_file, **providers}
+    if len(providers) < 1:
+        raise ConfigError("give at least one provider: --provider NAME=FILE")
+    for party, path in files.items():
+        read_party_csv(str(path), party, opts.id_col)  # fail fast, naming party and file
+    parties = list(files) + ([DEALER] if opts.protocol == "semi2k" else [])
+    if DEALER in files:
+        raise ConfigError(f"{DEALER!r} is the name of the semi2k dealer; rename that party")
+    common = {k: v for k, v in asdict(opts).items()}
+    common |= {"bank": bank, "providers": list(providers), "dealer": DEALER
+               if opts.protocol == "semi2k" else None}  # fmt: skip
+    params = {p: common | {"csv": str(files.get(p, ""))} for p in parties}
+    policy = RevealPolicy.from_mapping({"default": "deny", "rule": policy_rules(bank)},
+                                       source="risk job policy")  # fmt: skip
+    how = "processes, gRPC + mutual TLS" if transport == "grpc" else "threads, in memory"
+    console.print(f"[bold]joint model[/]: {', '.join(parties)} ({how}, {opts.protocol}) — "
+                  "PSI, preprocessing, training, evaluation")  # fmt: skip
+    t = time.perf_counter()
+    res = simulate_detailed(risk_job, parties, transport=transport, params=params,
+                            per_party_params=True, policy=policy, seed=seed)  # fmt: skip
+    total = time.perf_counter() - t
+    mine = res.results[bank]
+    for stage, secs in mine["seconds"].items():
+        console.print(f"  {stage:<14} {secs:6.2f} s")
+    console.print("[bold]check[/]: pooled plaintext model on this machine (demo only)")
+    pooled = pooled_check(files, bank, mine["aligned_ids"], opts, seed)
+    fpr, tpr = roc_curve(pooled["y_test"], mine["model"]["test_scores"])
+    report = {
+        "job": "risk", "transport": transport, "protocol": opts.protocol,
+        "parties": parties, "n_intersection": mine["n_intersection"],
+        "n_train": mine["n_train"], "n_test": mine["n_test"],
+        "models": {**mine["models"], "pooled_plaintext": {"auc": pooled["auc"],
+                                                          "ks": pooled["ks"]}},
+        "bytes_sent": {p: s["bytes_sent"] for p, s in res.stats.items()},
+        "messages": {p: s["messages_sent"] for p, s in res.stats.items()},
+        "seconds": {**mine["seconds"], "total_job": total},
+        "features": mine["features"], "options": asdict(opts),
+        "policy": policy.to_mapping(), "ledger": merge_ledgers(res.ledgers.values()),
+    }  # fmt: skip
+    curves = {
+        "joint_secure": (fpr, tpr),
+        "pooled_plaintext": roc_curve(pooled["y_test"], pooled["scores"]),
+    }
+    risk_report.write(out, report, curves, pooled["y_test"], mine["model"]["test_scores"])
+    risk_report.print_summary(console, report)
+    return report

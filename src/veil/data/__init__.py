@@ -1,0 +1,1 @@
+"""Tables split across parties: vertical (columns by party) and their encoders."""
