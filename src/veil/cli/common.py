@@ -16,8 +16,9 @@ _USER_ERRORS = {"ConfigError", "DataError", "RevealDenied", "PrivacyBudgetExceed
 
 
 def err_console() -> Console:
-    """A console on stderr (stdout stays for machine-readable output)."""
-    return Console(stderr=True)
+    """A console on stderr (stdout stays for machine-readable output); long lines are not
+    wrapped, so a one-line error stays one line in logs."""
+    return Console(stderr=True, soft_wrap=True)
 
 
 @contextmanager

@@ -8,6 +8,7 @@ institution), ``run`` runs every party of a job on this machine, ``demo`` runs t
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -305,6 +306,8 @@ def _jsonable(value: Any) -> Any:
 
 def main() -> None:
     """Console-script entry point."""
+    # gRPC's C core logs its own copy of errors we report in one actionable line.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     app()
 
 

@@ -225,15 +225,27 @@ class Context:
         self.ledger.append(event, **entry)
 
     def _send_plain(self, obj: PartyObject, recipients: tuple[str, ...], key: str) -> Any:
+        """Owner → recipients. numpy arrays travel as array frames (streamed in chunks, no
+        copy); other values as one msgpack message. A one-byte kind header goes first, sent
+        back to back with the payload (no extra round trip)."""
         if obj.is_local:
-            payload = wire.encode_value(obj.value)
+            value = obj.value
+            is_array = isinstance(value, np.ndarray) and value.dtype.kind in "biuf"
+            header = b"a" if is_array else b"v" + wire.encode_value(value)
             for r in recipients:
                 if r != self.party:
-                    self.link.send_bytes(r, key, payload)
-            return obj.value if self.party in recipients else None
-        if self.party in recipients:
-            return wire.decode_value(self.link.recv_bytes(obj.owner, key))
-        return None
+                    self.link.send_bytes(r, key, header)
+                    if is_array:
+                        self.link.send_array(r, f"{key}.data", value)
+            return value if self.party in recipients else None
+        if self.party not in recipients:
+            return None
+        head = self.link.recv_bytes(obj.owner, key)
+        if head == b"a":
+            return self.link.recv_array(obj.owner, f"{key}.data")
+        if head[:1] != b"v":
+            raise ProtocolError(f"malformed plaintext transfer from {obj.owner!r}")
+        return wire.decode_value(head[1:])
 
     # ------------------------------------------------------------- stats
     def stats(self) -> dict[str, Any]:

@@ -109,7 +109,7 @@ def decode_outcome(data: bytes) -> tuple[PartyOutcome, dict[str, Any], list[dict
 
 def main(argv: list[str] | None = None) -> int:
     """Process entry point (internal; users run ``veil node``)."""
-    ap = argparse.ArgumentParser(prog="python -m veil.runtime.node")
+    ap = argparse.ArgumentParser(prog="python -m veil.runtime.worker")
     ap.add_argument("--config", required=True, type=Path)
     ap.add_argument("--party", required=True)
     ap.add_argument("--job", required=True)
@@ -151,10 +151,6 @@ def main(argv: list[str] | None = None) -> int:
     if not outcome.ok:
         print(f"veil node {args.party}: {outcome.error_type}: {outcome.error}", file=sys.stderr)
     return 0 if outcome.ok else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
 
 
 __all__ = ["connect", "main", "run_node", "write_atomic"]

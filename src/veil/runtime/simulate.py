@@ -242,6 +242,7 @@ def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     paths = [p for p in sys.path if p and Path(p).exists()]
     env["PYTHONPATH"] = os.pathsep.join(paths)
+    env.setdefault("GRPC_VERBOSITY", "NONE")  # errors reach the user through veil's messages
     return env
 
 
@@ -265,7 +266,7 @@ def _run_processes(
             pfile = folder / f"{n}.params"
             pfile.write_bytes(wire.encode_value(params[n]))
             cmd = [
-                sys.executable, "-m", "veil.runtime.node",
+                sys.executable, "-m", "veil.runtime.worker",
                 "--config", str(config), "--party", n, "--job", ref.spec(),
                 "--params-file", str(pfile), "--result-file", str(folder / f"{n}.result"),
                 "--seed", str(seed),
@@ -273,7 +274,7 @@ def _run_processes(
             if ledger_dir is not None:
                 cmd += ["--ledger", str(ledger_dir / f"{n}.jsonl")]
             procs[n] = subprocess.Popen(cmd, env=env)
-        _wait_all(procs, grace=15.0)
+        first, stopped = _wait_all(procs, grace=15.0)
         outcomes: dict[str, PartyOutcome] = {}
         stats: dict[str, dict[str, Any]] = {}
         ledgers: dict[str, list[dict[str, Any]]] = {}
@@ -281,6 +282,14 @@ def _run_processes(
             rfile = folder / f"{n}.result"
             if rfile.exists():
                 outcomes[n], stats[n], ledgers[n] = decode_outcome(rfile.read_bytes())
+            elif n in stopped:
+                outcomes[n] = PartyOutcome(
+                    n,
+                    False,
+                    error_type="Stopped",
+                    error=f"stopped by the runner after {first!r} failed",
+                    caused_by_peer=first,
+                )
             else:
                 outcomes[n] = PartyOutcome(
                     n,
@@ -294,19 +303,27 @@ def _run_processes(
     )
 
 
-def _wait_all(procs: Mapping[str, subprocess.Popen[bytes]], *, grace: float) -> None:
-    """Wait for every process; once one fails, give the rest ``grace`` seconds, then kill."""
+def _wait_all(
+    procs: Mapping[str, subprocess.Popen[bytes]], *, grace: float
+) -> tuple[str | None, set[str]]:
+    """Wait for every process; once one fails, give the rest ``grace`` seconds, then kill them.
+
+    Returns the first party seen failing and the parties killed here.
+    """
     deadline: float | None = None
+    first: str | None = None
     while True:
-        running = [p for p in procs.values() if p.poll() is None]
+        running = {n: p for n, p in procs.items() if p.poll() is None}
+        if first is None:
+            first = next((n for n, p in procs.items() if p.returncode not in (None, 0)), None)
+            if first is not None:
+                deadline = time.monotonic() + grace
         if not running:
-            return
-        if deadline is None and any(p.returncode not in (None, 0) for p in procs.values()):
-            deadline = time.monotonic() + grace
+            return first, set()
         if deadline is not None and time.monotonic() > deadline:
-            for p in running:
+            for p in running.values():
                 p.kill()
-            for p in running:
+            for p in running.values():
                 p.wait()
-            return
+            return first, set(running)
         time.sleep(0.02)

@@ -39,7 +39,7 @@ def test_reveal_to_subset_gives_none_elsewhere():
 def test_stats_count_real_traffic():
     res = veil.simulate_detailed(example_job, parties=PARTIES)
     a, b = res.stats["alice"], res.stats["bob"]
-    assert a["peers"]["bob"]["messages_sent"] == 1
+    assert a["peers"]["bob"]["messages_sent"] == 2  # kind header + the array frame
     assert a["peers"]["bob"]["bytes_sent"] == b["peers"]["alice"]["bytes_recv"] > 80
     assert b["messages_sent"] == 2  # the reveal to alice and carol
     assert res.stats["carol"]["bytes_sent"] == 0
