@@ -7,13 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
+from runtime_jobs import big_array_job, example_job, failing_job, killed_job
 from typer.testing import CliRunner
 
 import veil
 from veil.cli.main import app
 from veil.errors import PartyFailed
-
-from runtime_jobs import big_array_job, example_job, failing_job, killed_job
 
 pytestmark = pytest.mark.e2e
 PARTIES = ["alice", "bob", "carol"]
