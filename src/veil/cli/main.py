@@ -213,6 +213,39 @@ def demo(
 
 
 @app.command()
+def psi(
+    input_: Annotated[
+        list[str], typer.Option("--input", help="A party's file: NAME=FILE (repeat).")
+    ],
+    key: Annotated[str, typer.Option(help="Id column to intersect on (in every file).")],
+    out: Annotated[Path, typer.Option(help="Folder for <party>.csv and summary.json.")],
+    casefold: Annotated[bool, typer.Option(help="Compare ids case-insensitively.")] = False,
+    no_strip: Annotated[bool, typer.Option(help="Keep surrounding whitespace in ids.")] = False,
+    dedupe: Annotated[
+        bool, typer.Option(help="Keep the first of duplicate ids (else fail).")
+    ] = False,
+    receiver_only: Annotated[
+        bool, typer.Option(help="Only the first party learns the intersection.")
+    ] = False,
+    transport: Annotated[str, typer.Option(help="grpc (processes, mTLS) or memory.")] = "grpc",
+) -> None:
+    """Private set intersection: align the parties' files on a key column."""
+    with user_errors():
+        from veil.apps.psi_app import run as run_psi
+        from veil.errors import ConfigError
+        from veil.psi import PsiOptions
+
+        if transport not in ("memory", "grpc"):
+            raise ConfigError(f"--transport must be memory or grpc, got {transport!r}")
+        opts = PsiOptions(strip=not no_strip, casefold=casefold, dedupe=dedupe,
+                          receiver_only=receiver_only)  # fmt: skip
+        summary = run_psi(_named_files(input_, "--input"), key, out, options=opts,
+                          transport=transport)  # type: ignore[arg-type]  # fmt: skip
+        Console().print(f"{summary['n_intersection']} common ids; aligned files and "
+                        f"summary.json in {out}")  # fmt: skip
+
+
+@app.command()
 def risk(
     bank: Annotated[Path, typer.Option(help="The bank's CSV (ids, label, its features).")],
     provider: Annotated[list[str], typer.Option(help="A data provider: NAME=FILE (repeat).")],
