@@ -61,6 +61,8 @@ class Context:
         Job seed; :attr:`rng` is derived from it and the party name.
     job_id:
         Name of the job, written into ledger entries.
+    budget:
+        This party's :class:`veil.dp.PrivacyBudget` (optional).
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class Context:
         ledger: AuditLedger | None = None,
         seed: int = 0,
         job_id: str = "job",
+        budget: Any = None,
     ) -> None:
         if link.party != party:
             raise ConfigError(f"link belongs to {link.party!r}, not {party!r}")
@@ -82,6 +85,9 @@ class Context:
         self.ledger = ledger or AuditLedger(party)
         self.seed = seed
         self.job_id = job_id
+        #: This party's privacy budget (a :class:`veil.dp.PrivacyBudget`) for DP releases of its
+        #: own data, or ``None``: then DP releases are recorded but not capped.
+        self.budget = budget
         digest = hashlib.sha256(party.encode()).digest()
         self.rng = np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
         self._counter = itertools.count()
@@ -134,6 +140,7 @@ class Context:
         to: Party | Sequence[Party] | None = None,
         *,
         tag: str = "untagged",
+        dp: Any = None,
     ) -> Any:
         """Open ``value`` to the parties ``to`` (all parties when ``None``).
 
@@ -144,6 +151,12 @@ class Context:
 
         ``value`` is a :class:`PartyObject` (its owner sends the plaintext) or a device value
         exposing ``reveal_to(recipients)`` (its parties open it to the recipients).
+
+        With ``dp`` (a :class:`veil.dp.DPSpec`) the owner releases the value through
+        :func:`veil.dp.release` — spending its privacy budget first (a release that would exceed
+        it raises :class:`veil.errors.PrivacyBudgetExceeded` and nothing is sent) — and every
+        party's ledger entry records the mechanism, ε and δ. Only a party's own plaintext
+        aggregates can be released this way.
         """
         recipients = self._recipients(to)
         key = self.next_key(f"reveal.{tag}")
@@ -158,12 +171,35 @@ class Context:
                 f"ctx.reveal needs a PartyObject or a device value, got {type(value).__name__}"
             )
         entry = self._check(kind, tag, recipients, meta, source=owner, event="reveal")
+        if dp is not None:
+            if not isinstance(value, PartyObject):
+                raise ProtocolError(
+                    "a DP release needs a party's own aggregate (a PartyObject); reveal the "
+                    "device value to its owner first, or add noise inside the device"
+                )
+            value = self._dp_noise(value, dp, entry)
         if isinstance(value, PartyObject):
             out = self._send_plain(value, recipients, key)
         else:
             out = value.reveal_to(recipients)
         self._record(entry, out)
         return out
+
+    def _dp_noise(self, obj: PartyObject, spec: Any, entry: dict[str, Any]) -> PartyObject:
+        """At the owner: the DP release of ``obj`` (budget spent first). Everywhere: the ε/δ
+        of the release in the ledger entry."""
+        from veil.dp import release  # dp sits above the runtime
+
+        entry["event"] = "dp_release"
+        entry["dp"] = {"mechanism": str(spec.mechanism), "epsilon": spec.epsilon,
+                       "delta": spec.delta, "sensitivity": spec.sensitivity}  # fmt: skip
+        if not obj.is_local:
+            return obj
+        noisy, record = release(obj.value, spec, budget=self.budget)
+        entry["dp"] = record.to_dict()
+        if self.budget is not None:
+            entry["dp"]["spent"] = list(self.budget.spent())
+        return PartyObject(self, obj.owner, noisy)
 
     def _move(self, obj: PartyObject, target: str, *, tag: str) -> PartyObject:
         if target == obj.owner:

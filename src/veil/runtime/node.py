@@ -27,6 +27,15 @@ from veil.runtime.ledger import AuditLedger
 from veil.runtime.policy import RevealPolicy
 
 
+def make_budget(limit: tuple[float, float] | None) -> Any:
+    """A :class:`veil.dp.PrivacyBudget` for ``(epsilon, delta)``, or ``None``."""
+    if limit is None:
+        return None
+    from veil.dp import PrivacyBudget  # dp sits above the runtime
+
+    return PrivacyBudget(epsilon=limit[0], delta=limit[1])
+
+
 def connect(config: ClusterConfig, party: str) -> Any:
     """Open ``party``'s gRPC/mTLS link to the cluster (binds its server, dials its peers)."""
     from veil.transport.certs import TlsFiles
@@ -54,6 +63,7 @@ def run_node(
     ledger_path: Path | None = None,
     policy: RevealPolicy | None = None,
     job_id: str = "job",
+    privacy_budget: tuple[float, float] | None = None,
 ) -> tuple[PartyOutcome, dict[str, Any], list[dict[str, Any]]]:
     """Run one party of ``job``; return its outcome, its link statistics and its ledger."""
     link = connect(config, party)
@@ -64,6 +74,7 @@ def run_node(
         ledger=AuditLedger(party, ledger_path),
         seed=seed,
         job_id=job_id,
+        budget=make_budget(privacy_budget),
     )
     outcome = run_party(job, ctx, params)
     return outcome, ctx.stats(), ctx.ledger.entries()
@@ -118,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ledger", type=Path)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--job-id", default="job")
+    ap.add_argument("--dp-epsilon", type=float)
+    ap.add_argument("--dp-delta", type=float, default=0.0)
     args = ap.parse_args(argv)
     try:
         config = load_config(args.config)
@@ -132,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             ledger_path=args.ledger,
             job_id=args.job_id,
+            privacy_budget=None if args.dp_epsilon is None else (args.dp_epsilon, args.dp_delta),
         )
     except VeilError as exc:
         outcome = PartyOutcome(args.party, False, error_type=type(exc).__name__, error=str(exc))

@@ -30,7 +30,7 @@ from veil.runtime.config import write_config
 from veil.runtime.context import Context
 from veil.runtime.jobs import JobFn, PartyOutcome, ref_of, root_cause, run_party
 from veil.runtime.ledger import AuditLedger
-from veil.runtime.node import decode_outcome
+from veil.runtime.node import decode_outcome, make_budget
 from veil.runtime.policy import RevealPolicy
 from veil.transport.memory import MemoryHub
 
@@ -59,6 +59,7 @@ def simulate(
     timeout: float = 300.0,
     connect_timeout: float = 30.0,
     ledger_dir: Path | None = None,
+    privacy_budget: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Run ``job(ctx, **params)`` at every party and return ``{party: its return value}``.
 
@@ -85,6 +86,9 @@ def simulate(
         How long processes may take to find each other (grpc only).
     ledger_dir:
         If given, each party appends its audit ledger to ``ledger_dir/<party>.jsonl``.
+    privacy_budget:
+        ``(epsilon, delta)``: each party gets its own :class:`veil.dp.PrivacyBudget` capping
+        the DP releases of its data (``ctx.reveal(..., dp=...)``).
     """
     return simulate_detailed(
         job,
@@ -97,6 +101,7 @@ def simulate(
         timeout=timeout,
         connect_timeout=connect_timeout,
         ledger_dir=ledger_dir,
+        privacy_budget=privacy_budget,
     ).results
 
 
@@ -112,6 +117,7 @@ def simulate_detailed(
     timeout: float = 300.0,
     connect_timeout: float = 30.0,
     ledger_dir: Path | None = None,
+    privacy_budget: tuple[float, float] | None = None,
 ) -> SimulationResult:
     """Like :func:`simulate`, also returning per-party link statistics and ledgers."""
     names = list(parties)
@@ -120,11 +126,14 @@ def simulate_detailed(
     party_params = _split_params(names, params, per_party_params)
     start = time.perf_counter()
     if transport == "memory":
-        res = _run_threads(job, names, party_params, policy, seed, timeout, ledger_dir)
+        res = _run_threads(
+            job, names, party_params, policy, seed, timeout, ledger_dir, privacy_budget
+        )
     elif transport == "grpc":
         res = _run_processes(
-            job, names, party_params, policy, seed, timeout, connect_timeout, ledger_dir
-        )
+            job, names, party_params, policy, seed, timeout, connect_timeout, ledger_dir,
+            privacy_budget,
+        )  # fmt: skip
     else:
         raise ConfigError(f"unknown transport {transport!r}: use 'memory' or 'grpc'")
     res.seconds = time.perf_counter() - start
@@ -162,6 +171,7 @@ def _run_threads(
     seed: int,
     timeout: float,
     ledger_dir: Path | None,
+    privacy_budget: tuple[float, float] | None,
 ) -> SimulationResult:
     hub = MemoryHub(names)
     contexts = {
@@ -171,6 +181,7 @@ def _run_threads(
             policy=policy,
             ledger=AuditLedger(n, ledger_dir / f"{n}.jsonl" if ledger_dir else None),
             seed=seed,
+            budget=make_budget(privacy_budget),
         )
         for n in names
     }
@@ -255,6 +266,7 @@ def _run_processes(
     timeout: float,
     connect_timeout: float,
     ledger_dir: Path | None,
+    privacy_budget: tuple[float, float] | None,
 ) -> SimulationResult:
     ref = ref_of(job)
     with tempfile.TemporaryDirectory(prefix="veil-sim-") as tmp:
@@ -273,6 +285,9 @@ def _run_processes(
             ]  # fmt: skip
             if ledger_dir is not None:
                 cmd += ["--ledger", str(ledger_dir / f"{n}.jsonl")]
+            if privacy_budget is not None:
+                cmd += ["--dp-epsilon", str(privacy_budget[0]), "--dp-delta",
+                        str(privacy_budget[1])]  # fmt: skip
             procs[n] = subprocess.Popen(cmd, env=env)
         first, stopped = _wait_all(procs, grace=15.0)
         outcomes: dict[str, PartyOutcome] = {}
