@@ -20,12 +20,13 @@ ROUTES: dict[str, tuple[str, bool]] = {
     "psi.": ("veil.bench.psi", False),
     "secagg.": ("veil.bench.secagg", False),
     "fl.": ("veil.bench.fl", True),
+    "lr.": ("veil.bench.lr", True),
     "link.": ("veil.bench.link", False),
     "tee": ("veil.bench.tee", False),
 }
 
 EXAMPLES = """Benchmarks: mpc.{matmul,mul,less,sigmoid,reciprocal,exp}, he.{encrypt,histogram},
-psi.intersect, secagg.round, fl.round, link.{throughput,rtt}, tee.
+lr.train, psi.intersect, secagg.round, fl.round, link.{throughput,rtt}, tee.
 Options depend on the benchmark: `veil bench NAME --help`."""
 
 
