@@ -28,6 +28,7 @@ from veil.fl.aggregation import Aggregation
 from veil.fl.evaluation import eval_metrics, eval_stats, stats_size, task_of
 from veil.fl.loop import ClientData, FLConfig, federated_fit
 from veil.fl.models import LocalTraining, LogisticModel, MLPModel, Model
+from veil.fl.private import DPConfig
 from veil.fl.tabular import TableSpec, federated_prepare, pooled_prepare, read_table
 from veil.runtime.context import Context
 from veil.runtime.ledger import merge_ledgers
@@ -51,9 +52,17 @@ class FLJobOptions:
     hidden: int = 16
     aggregation: str = "secure"
     drop: tuple[str, ...] = ()
+    dp_epsilon: float | None = None
+    dp_delta: float = 1e-5
+    clip_norm: float = 1.0
 
     def spec(self) -> TableSpec:
         return TableSpec(label=self.label, positive=self.positive, drop=self.drop)
+
+    def dp(self) -> DPConfig | None:
+        if self.dp_epsilon is None:
+            return None
+        return DPConfig(epsilon=self.dp_epsilon, delta=self.dp_delta, clip_norm=self.clip_norm)
 
     def local(self) -> LocalTraining:
         return LocalTraining(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
@@ -77,13 +86,14 @@ def fl_job(ctx: Context, banks: list[str], options: dict[str, Any], csv: str | N
     prep = federated_prepare(ctx, server=HUB, clients=banks, table=table, spec=opts.spec(),
                              aggregation=Aggregation(opts.aggregation))  # fmt: skip
     model = opts.make_model(len(prep.features))
-    cfg = FLConfig(rounds=opts.rounds, local=opts.local(),
+    cfg = FLConfig(rounds=opts.rounds, local=opts.local(), dp=opts.dp(),
                    aggregation=Aggregation(opts.aggregation), eval_bins=BINS)  # fmt: skip
     res = federated_fit(ctx, model, server=HUB, clients=banks, data=prep.data, config=cfg)
     return {
         "params": res.params, "features": prep.features, "history": res.history,
         "final_metrics": res.final_metrics, "rounds_log": res.rounds_log,
         "dropped": res.dropped, "positive": prep.positive,
+        "epsilon": res.epsilon, "delta": res.delta,
     }  # fmt: skip
 
 
@@ -162,7 +172,7 @@ def run(
         "positive_label": fed["positive"], "n_features": len(features),
         "models": models, "federated_evaluation": fed["final_metrics"],
         "rounds": len(fed["history"]), "history": fed["history"],
-        "epsilon": None, "delta": None,
+        "epsilon": fed["epsilon"], "delta": fed["delta"],
         "bytes_sent": {p: res.stats[p]["bytes_sent"] for p in res.stats},
         "messages": {p: res.stats[p]["messages_sent"] for p in res.stats},
         "per_round": {p: r["rounds_log"] for p, r in res.results.items()},

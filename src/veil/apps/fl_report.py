@@ -44,7 +44,10 @@ def write(out: Path, report: dict[str, Any]) -> None:
          + f'<img src="{bars}"><p class=note>Every model is evaluated on the union of the banks\''
          " held-out rows. Each bank alone and pooled are checks computed from all files on this"
          " machine; the federated model never saw another bank's rows.</p>"),
-        ("Training", f'<img src="{curves}">'),
+        ("Training", f'<img src="{curves}">' + (
+            f"<p>Client-level differential privacy: ε = {report['epsilon']:.3g}, "
+            f"δ = {report['delta']:g} spent by the run (per-round ε in report.json).</p>"
+            if report.get("epsilon") is not None else "<p>No differential privacy.</p>")),
         ("Traffic", table_html(["party", "bytes sent", "messages sent"], traffic)),
         ("Audit ledger", f"<p>{len(report['ledger'])} reveals recorded; see report.json.</p>"),
     ])  # fmt: skip

@@ -303,6 +303,11 @@ def fl(
         str, typer.Option(help="secure (default), plain (insecure), median, trimmed_mean.")
     ] = "secure",
     drop: Annotated[list[str] | None, typer.Option(help="Column to ignore (repeat).")] = None,
+    dp_epsilon: Annotated[
+        float | None, typer.Option(help="Client-level DP: epsilon of the whole run.")
+    ] = None,
+    dp_delta: Annotated[float, typer.Option(help="Client-level DP: delta.")] = 1e-5,
+    clip_norm: Annotated[float, typer.Option(help="DP: L2 bound of a bank's update.")] = 1.0,
     transport: Annotated[str, typer.Option(help="grpc (processes, mTLS) or memory.")] = "grpc",
     seed: Annotated[int, typer.Option(help="Seed of splits, sampling and initialisation.")] = 0,
 ) -> None:
@@ -320,7 +325,8 @@ def fl(
             raise ConfigError(f"--model must be logistic or mlp, got {model!r}")
         opts = FLJobOptions(label=label, positive=positive, model=model,  # type: ignore[arg-type]
                             rounds=rounds, lr=lr, aggregation=aggregation,
-                            drop=tuple(drop or ()))  # fmt: skip
+                            drop=tuple(drop or ()), dp_epsilon=dp_epsilon, dp_delta=dp_delta,
+                            clip_norm=clip_norm)  # fmt: skip
         run_fl(_named_files(party, "--party"), opts, out, transport=transport,  # type: ignore[arg-type]
                seed=seed)  # fmt: skip
 

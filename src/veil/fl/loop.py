@@ -37,6 +37,7 @@ from veil.errors import ConfigError, DataError
 from veil.fl.aggregation import Aggregation, RoundSum, Uploads
 from veil.fl.evaluation import DEFAULT_BINS, eval_metrics, eval_stats, stats_size, task_of
 from veil.fl.models import Array, LocalTraining, Model
+from veil.fl.private import DPConfig, DPRound
 from veil.fl.secagg.config import SecAggConfig
 from veil.fl.strategy import ServerState, Strategy, client_upload, server_update
 from veil.runtime.context import Context
@@ -62,6 +63,7 @@ class FLConfig:
     resume: bool = False
     round_timeout: float = 120.0
     trim: float = 0.1
+    dp: DPConfig | None = None
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -70,6 +72,12 @@ class FLConfig:
             raise ConfigError("fraction_fit must be in (0, 1]")
         if self.min_fit_clients < 1:
             raise ConfigError("min_fit_clients must be at least 1")
+        if self.dp is not None:
+            if self.aggregation not in (Aggregation.SECURE, Aggregation.PLAIN):
+                raise ConfigError("DP needs secure (distributed noise) or plain (central noise) "
+                                  "aggregation; robust aggregators are not accounted")  # fmt: skip
+            if self.strategy.scaffold:
+                raise ConfigError("SCAFFOLD's control variates are not covered by DP accounting")
 
 
 @dataclass
@@ -91,6 +99,9 @@ class FLResult:
     final_metrics: dict[str, Any]
     stopped_early: bool
     dropped: dict[str, str]
+    #: ``(epsilon, delta)`` spent by the run (``None`` without DP).
+    epsilon: float | None = None
+    delta: float | None = None
     #: This party's own log: per round, seconds and bytes/messages it sent and received.
     rounds_log: list[dict[str, Any]] = field(default_factory=list)
 
@@ -103,13 +114,27 @@ def _secagg_config(n_clients: int, cfg: FLConfig) -> SecAggConfig:
     )
 
 
+def _round_size(n_live: int, cfg: FLConfig) -> int:
+    return min(n_live, max(cfg.min_fit_clients, math.ceil(cfg.fraction_fit * n_live)))
+
+
+def _dp_secagg_config(n_clients: int, cfg: FLConfig) -> SecAggConfig:
+    # DP uploads are integers already (encoded + noised by the client): 0 fractional bits.
+    return SecAggConfig(
+        clip=float(2**61) / max(n_clients, 1),
+        frac_bits=0,
+        phase_timeout=cfg.round_timeout,
+        client_timeout=cfg.round_timeout * 4,
+    )
+
+
 def _sample(live: Sequence[str], round_no: int, seed: int, cfg: FLConfig) -> list[str]:
     if len(live) < cfg.min_fit_clients:
         raise ConfigError(
             f"only {len(live)} clients left ({list(live)}), fewer than min_fit_clients="
             f"{cfg.min_fit_clients}; the run stops"
         )
-    k = min(len(live), max(cfg.min_fit_clients, math.ceil(cfg.fraction_fit * len(live))))
+    k = _round_size(len(live), cfg)
     rng = np.random.default_rng([seed, round_no, 0x5A])
     chosen = set(rng.choice(len(live), size=k, replace=False).tolist())
     return [c for i, c in enumerate(live) if i in chosen]
@@ -146,8 +171,10 @@ class _Server:
     """The server's side of the loop: state, plans, updates, history, checkpoints."""
 
     def __init__(self, model: Model, clients: list[str], cfg: FLConfig, seed: int,
-                 ckpt: _Checkpoints, n_up: int, n_stats: int) -> None:  # fmt: skip
-        self.cfg, self.seed, self.ckpt = cfg, seed, ckpt
+                 ckpt: _Checkpoints, n_up: int, n_stats: int, ctx: Context,
+                 dp: DPRound | None) -> None:  # fmt: skip
+        self.cfg, self.seed, self.ckpt, self.ctx, self.dp = cfg, seed, ckpt, ctx, dp
+        self.budget = dp.budget() if dp is not None else None
         self.clients, self.n_up, self.n_stats = clients, n_up, n_stats
         self.task = task_of(model)
         self.state = ServerState(model.init_params(np.random.default_rng([seed, 0xF1])))
@@ -170,6 +197,8 @@ class _Server:
         rnd = self.state.round
         if rnd < self.cfg.rounds and not self.stopped_early:
             mode, selected = "train", _sample(self.live, rnd + 1, self.seed, self.cfg)
+            if self.dp is not None and self.budget is not None:
+                self.budget.check(self.dp.worst_event())  # refuse before anything is sent
         elif not self.final_metrics:
             mode, selected = "evaluate", list(self.live)
         else:
@@ -182,8 +211,12 @@ class _Server:
             plan["control"] = self.state.control
         if mode == "stop":
             plan.update(history=self.history, final_metrics=self.final_metrics,
-                        stopped_early=self.stopped_early, dropped=self.dropped)  # fmt: skip
+                        stopped_early=self.stopped_early, dropped=self.dropped,
+                        epsilon=self._spent())  # fmt: skip
         return plan
+
+    def _spent(self) -> float | None:
+        return None if self.budget is None else float(self.budget.spent()[0])
 
     def absorb(self, plan: dict[str, Any], rs: RoundSum) -> None:
         """Apply one round's aggregated uploads."""
@@ -191,18 +224,23 @@ class _Server:
         for c, why in rs.dropped.items():
             self.dropped[c] = f"round {plan['round']}: {why}"
         self.live = [c for c in self.live if c not in rs.dropped]
-        metrics = eval_metrics(rs.total[-self.n_stats :], self.task, bins=self.cfg.eval_bins)
         if plan["mode"] == "evaluate":
-            self.final_metrics = metrics
+            self.final_metrics = eval_metrics(rs.total, self.task, bins=self.cfg.eval_bins)
             return
+        metrics: dict[str, Any] = {}
+        if self.dp is not None:
+            mean, entry = self.dp.server_mean(rs.total, len(rs.survivors), self.budget)
+            self.ctx.ledger.append("dp_release", job=self.ctx.job_id, tag=SUM_TAG, dp=entry)
+            upload = np.concatenate([mean, [1.0]])
+        else:
+            metrics = eval_metrics(rs.total[-self.n_stats :], self.task, bins=self.cfg.eval_bins)
+            upload = rs.total[: self.n_up]
         fraction = len(rs.survivors) / len(self.clients)
-        self.state = server_update(
-            self.cfg.strategy, self.state, rs.total[: self.n_up], sampled_fraction=fraction
-        )
+        self.state = server_update(self.cfg.strategy, self.state, upload, sampled_fraction=fraction)
         self.history.append({
             "round": self.state.round, "clients": len(rs.survivors),
             "dropped": sorted(rs.dropped), "val_before_round": metrics,
-            "server_seconds": time.perf_counter() - t0,
+            "epsilon": self._spent(), "server_seconds": time.perf_counter() - t0,
         })  # fmt: skip
         loss = metrics.get("loss")
         if loss is not None and loss < self.best - self.cfg.min_delta:
@@ -246,8 +284,20 @@ def federated_fit(
     n_stats = stats_size(task_of(model), cfg.eval_bins)
     n_up = cfg.strategy.upload_size(model.n_params)
     secagg = _secagg_config(len(clients), cfg)
+    dp = None
+    if cfg.dp is not None:
+        dp = DPRound(
+            cfg.dp,
+            rounds=cfg.rounds,
+            n_per_round=_round_size(len(clients), cfg),
+            dim=model.n_params,
+            distributed=cfg.aggregation is Aggregation.SECURE,
+        )
+        n_up = model.n_params
     ckpt = _Checkpoints(cfg.checkpoint_dir, me)
-    role = _Server(model, clients, cfg, ctx.seed, ckpt, n_up, n_stats) if me == server else None
+    role = None
+    if me == server:
+        role = _Server(model, clients, cfg, ctx.seed, ckpt, n_up, n_stats, ctx, dp)
     control_i = np.zeros(model.n_params) if cfg.strategy.scaffold else None
     loaded = ckpt.load() if cfg.resume else None
     if loaded is not None and role is not None:
@@ -265,7 +315,9 @@ def federated_fit(
         params = np.asarray(plan["params"], dtype=np.float64)
         if plan["mode"] == "stop":
             return FLResult(params, list(plan["history"]), dict(plan["final_metrics"]),
-                            bool(plan["stopped_early"]), dict(plan["dropped"]), log)  # fmt: skip
+                            bool(plan["stopped_early"]), dict(plan["dropped"]),
+                            plan.get("epsilon"), None if cfg.dp is None else cfg.dp.delta,
+                            log)  # fmt: skip
 
         evaluate_only = plan["mode"] == "evaluate"
         selected = list(plan["selected"])
@@ -274,16 +326,23 @@ def federated_fit(
             stats = eval_stats(model, params, data.X_val, data.y_val, bins=cfg.eval_bins)
             if evaluate_only:
                 vector = stats
+            elif dp is not None:
+                new, _ = model.fit_local(params, data.X_train, data.y_train, cfg.local,
+                                         _client_rng(ctx, plan))  # fmt: skip
+                vector = dp.client_upload(new - params, len(selected), me)
             else:
                 up, control_i = _train(ctx, model, params, plan, data, cfg, control_i)
                 vector = np.concatenate([up, stats])
                 if control_i is not None:
                     ckpt.save(int(plan["round"]), {"control_i": control_i}, {})
-            _check_upload(me, vector, secagg.clip)
+        dp_round = dp is not None and not evaluate_only
+        agg_cfg = _dp_secagg_config(len(clients), cfg) if dp_round else secagg
+        if vector is not None:
+            _check_upload(me, vector, agg_cfg.clip)
+        dim = n_stats if evaluate_only else (n_up if dp_round else n_up + n_stats)
         uploads = Uploads(
-            ctx.link, ctx.next_key("fl.round"), server, selected, vector,
-            n_stats if evaluate_only else n_up + n_stats, cfg.aggregation, secagg,
-            trim=cfg.trim, timeout=cfg.round_timeout,
+            ctx.link, ctx.next_key("fl.round"), server, selected, vector, dim,
+            cfg.aggregation, agg_cfg, trim=cfg.trim, timeout=cfg.round_timeout,
             robust_dims=None if evaluate_only else n_up,
         )  # fmt: skip
         rs = ctx.reveal(uploads, to=srv, tag=SUM_TAG)
@@ -316,6 +375,10 @@ def _check_upload(party: str, vector: Array, bound: float) -> None:
         )
 
 
+def _client_rng(ctx: Context, plan: dict[str, Any]) -> np.random.Generator:
+    return np.random.default_rng([ctx.seed, int(plan["round"]), *ctx.party.encode()])
+
+
 def _train(
     ctx: Context,
     model: Model,
@@ -326,7 +389,7 @@ def _train(
     control_i: Array | None,
 ) -> tuple[Array, Array | None]:
     """One client's local training; returns its upload and its new control variate."""
-    rng = np.random.default_rng([ctx.seed, int(plan["round"]), *ctx.party.encode()])
+    rng = _client_rng(ctx, plan)
     correction = None
     if config.strategy.scaffold:
         assert control_i is not None

@@ -155,3 +155,59 @@ def test_wrong_role_data_is_refused():
 
     with pytest.raises(PartyFailed, match="server passes data=None"):
         veil.simulate(job, PARTIES)
+
+
+def dp_job(ctx, mode="secure", rounds=4, epsilon=5.0, extra_rounds=0):
+    from veil.fl.private import DPConfig
+
+    cfg = FLConfig(
+        rounds=rounds + extra_rounds,
+        local=LocalTraining(epochs=1, batch_size=16, lr=0.2),
+        aggregation=Aggregation(mode),
+        eval_bins=200,
+        dp=DPConfig(epsilon=epsilon, delta=1e-5, clip_norm=1.0),
+    )
+    data = None if ctx.party == "server" else DATA[ctx.party]
+    res = federated_fit(ctx, LogisticModel(5), server="server", clients=CLIENTS, data=data,
+                        config=cfg)
+    return {"params": res.params, "final": res.final_metrics, "history": res.history,
+            "epsilon": res.epsilon, "delta": res.delta, "ledger": ctx.ledger.entries()}
+
+
+@pytest.mark.parametrize("mode", ["secure", "plain"])
+def test_dp_fedavg_accounts_every_round(mode):
+    out = veil.simulate(dp_job, PARTIES, params={"mode": mode})
+    srv = out["server"]
+    eps = [h["epsilon"] for h in srv["history"]]
+    assert eps == sorted(eps) and 0 < eps[0] < eps[-1] <= 5.0 * (1 + 1e-6)
+    assert out["c1"]["epsilon"] == pytest.approx(eps[-1]) and out["c1"]["delta"] == 1e-5
+    releases = [e for e in srv["ledger"] if e["event"] == "dp_release"]
+    assert len(releases) == 4 and releases[-1]["dp"]["epsilon_spent"] == pytest.approx(eps[-1])
+
+
+def test_dp_fedavg_still_learns_with_a_loose_budget():
+    # three clients is far too few for a tight client-level guarantee; a loose one still learns
+    out = veil.simulate(dp_job, PARTIES, params={"epsilon": 500.0})
+    assert out["c2"]["final"]["auc"] > 0.7
+
+
+def test_dp_noise_is_really_added():
+    a = veil.simulate(dp_job, PARTIES, params={"rounds": 1})
+    b = veil.simulate(dp_job, PARTIES, params={"rounds": 1})
+    assert not np.array_equal(a["server"]["params"], b["server"]["params"])
+
+
+def test_budget_refuses_extra_rounds():
+    """The plan is for `rounds`; a config asking more rounds than planned cannot happen, but a
+    budget already spent by earlier releases refuses: simulate one by planning 2 rounds and
+    spending a third through the same budget object."""
+    from veil.errors import PrivacyBudgetExceeded
+    from veil.fl.private import DPConfig, DPRound
+
+    dpr = DPRound(DPConfig(epsilon=1.0, delta=1e-5), rounds=2, n_per_round=3, dim=6,
+                  distributed=True)
+    budget = dpr.budget()
+    for _ in range(2):
+        budget.spend(dpr.worst_event())
+    with pytest.raises(PrivacyBudgetExceeded):
+        budget.check(dpr.worst_event())
