@@ -310,7 +310,10 @@ def federated_fit(
     mark = (time.perf_counter(), ctx.stats())
     while True:
         make_plan = role.plan if role is not None else dict
-        plan = ctx.reveal(srv(make_plan)(), to=[srv, *ctx.parties(*known_live)], tag=PLAN_TAG)
+        # The server sends to the clients it knows are alive; a client only needs to know it
+        # is a recipient itself (the list it holds may still name a client that just dropped).
+        recipients = role.live if role is not None else known_live
+        plan = ctx.reveal(srv(make_plan)(), to=[srv, *ctx.parties(*recipients)], tag=PLAN_TAG)
         known_live = list(plan["live"])
         params = np.asarray(plan["params"], dtype=np.float64)
         if plan["mode"] == "stop":

@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     write_atomic(args.result_file, encode_outcome(outcome, stats, ledger))
     if not outcome.ok:
         print(f"veil node {args.party}: {outcome.error_type}: {outcome.error}", file=sys.stderr)
+        if os.environ.get("VEIL_DEBUG") and outcome.traceback:
+            print(outcome.traceback, file=sys.stderr)
     return 0 if outcome.ok else 1
 
 

@@ -45,6 +45,8 @@ class SimulationResult:
     stats: dict[str, dict[str, Any]] = field(default_factory=dict)
     ledgers: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     seconds: float = 0.0
+    #: Parties outside ``required`` that failed, with their error (their result is ``None``).
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 def simulate(
@@ -60,6 +62,7 @@ def simulate(
     connect_timeout: float = 30.0,
     ledger_dir: Path | None = None,
     privacy_budget: tuple[float, float] | None = None,
+    required: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Run ``job(ctx, **params)`` at every party and return ``{party: its return value}``.
 
@@ -89,6 +92,9 @@ def simulate(
     privacy_budget:
         ``(epsilon, delta)``: each party gets its own :class:`veil.dp.PrivacyBudget` capping
         the DP releases of its data (``ctx.reveal(..., dp=...)``).
+    required:
+        Parties whose failure fails the run (default: all). Others may fail — e.g. federated
+        clients that drop out — and are listed in ``SimulationResult.failed``.
     """
     return simulate_detailed(
         job,
@@ -102,6 +108,7 @@ def simulate(
         connect_timeout=connect_timeout,
         ledger_dir=ledger_dir,
         privacy_budget=privacy_budget,
+        required=required,
     ).results
 
 
@@ -118,21 +125,25 @@ def simulate_detailed(
     connect_timeout: float = 30.0,
     ledger_dir: Path | None = None,
     privacy_budget: tuple[float, float] | None = None,
+    required: Sequence[str] | None = None,
 ) -> SimulationResult:
     """Like :func:`simulate`, also returning per-party link statistics and ledgers."""
     names = list(parties)
     if len(names) < 2 or len(set(names)) != len(names):
         raise ConfigError(f"simulate needs at least two distinct parties, got {names}")
     party_params = _split_params(names, params, per_party_params)
+    must = set(names if required is None else required)
+    if not must <= set(names):
+        raise ConfigError(f"required parties {sorted(must - set(names))} are not in {names}")
     start = time.perf_counter()
     if transport == "memory":
         res = _run_threads(
-            job, names, party_params, policy, seed, timeout, ledger_dir, privacy_budget
+            job, names, party_params, policy, seed, timeout, ledger_dir, privacy_budget, must
         )
     elif transport == "grpc":
         res = _run_processes(
             job, names, party_params, policy, seed, timeout, connect_timeout, ledger_dir,
-            privacy_budget,
+            privacy_budget, must,
         )  # fmt: skip
     else:
         raise ConfigError(f"unknown transport {transport!r}: use 'memory' or 'grpc'")
@@ -153,7 +164,10 @@ def _split_params(
     return {n: dict(params.get(n, {})) for n in names}
 
 
-def _raise_on_failure(outcomes: Mapping[str, PartyOutcome]) -> None:
+def _raise_on_failure(outcomes: Mapping[str, PartyOutcome], must: set[str]) -> dict[str, str]:
+    """Raise if a required party failed; return the tolerated failures."""
+    if all(o.ok for n, o in outcomes.items() if n in must):
+        return {n: f"{o.error_type}: {o.error}" for n, o in outcomes.items() if not o.ok}
     cause = root_cause(outcomes)
     if cause is not None:
         text = cause.traceback or f"{cause.error_type}: {cause.error}"
@@ -161,6 +175,7 @@ def _raise_on_failure(outcomes: Mapping[str, PartyOutcome]) -> None:
         if others:
             text += f"\n(then stopped: {', '.join(others)})"
         raise PartyFailed(cause.party, text, error_type=cause.error_type, error=cause.error)
+    return {}
 
 
 def _run_threads(
@@ -172,6 +187,7 @@ def _run_threads(
     timeout: float,
     ledger_dir: Path | None,
     privacy_budget: tuple[float, float] | None,
+    must: set[str],
 ) -> SimulationResult:
     hub = MemoryHub(names)
     contexts = {
@@ -198,11 +214,12 @@ def _run_threads(
     for t in threads:
         t.join()
     ordered = {n: outcomes[n] for n in names}
-    _raise_on_failure(ordered)
+    failed = _raise_on_failure(ordered, must)
     return SimulationResult(
         results={n: o.result for n, o in ordered.items()},
         stats={n: c.stats() for n, c in contexts.items()},
         ledgers={n: c.ledger.entries() for n, c in contexts.items()},
+        failed=failed,
     )
 
 
@@ -267,6 +284,7 @@ def _run_processes(
     connect_timeout: float,
     ledger_dir: Path | None,
     privacy_budget: tuple[float, float] | None,
+    must: set[str],
 ) -> SimulationResult:
     ref = ref_of(job)
     with tempfile.TemporaryDirectory(prefix="veil-sim-") as tmp:
@@ -289,7 +307,7 @@ def _run_processes(
                 cmd += ["--dp-epsilon", str(privacy_budget[0]), "--dp-delta",
                         str(privacy_budget[1])]  # fmt: skip
             procs[n] = subprocess.Popen(cmd, env=env)
-        first, stopped = _wait_all(procs, grace=15.0)
+        first, stopped = _wait_all(procs, must, grace=15.0)
         outcomes: dict[str, PartyOutcome] = {}
         stats: dict[str, dict[str, Any]] = {}
         ledgers: dict[str, list[dict[str, Any]]] = {}
@@ -312,25 +330,28 @@ def _run_processes(
                     error_type="ProcessDied",
                     error=f"process exited with code {p.returncode} without a result",
                 )
-    _raise_on_failure(outcomes)
+    failed = _raise_on_failure(outcomes, must)
     return SimulationResult(
-        results={n: o.result for n, o in outcomes.items()}, stats=stats, ledgers=ledgers
+        results={n: o.result for n, o in outcomes.items()},
+        stats=stats,
+        ledgers=ledgers,
+        failed=failed,
     )
 
 
 def _wait_all(
-    procs: Mapping[str, subprocess.Popen[bytes]], *, grace: float
+    procs: Mapping[str, subprocess.Popen[bytes]], must: set[str], *, grace: float
 ) -> tuple[str | None, set[str]]:
-    """Wait for every process; once one fails, give the rest ``grace`` seconds, then kill them.
-
-    Returns the first party seen failing and the parties killed here.
-    """
+    """Wait for every process; once a required one fails, give the rest ``grace`` seconds,
+    then kill them. Returns the first required party seen failing and the parties killed."""
     deadline: float | None = None
     first: str | None = None
     while True:
         running = {n: p for n, p in procs.items() if p.poll() is None}
         if first is None:
-            first = next((n for n, p in procs.items() if p.returncode not in (None, 0)), None)
+            first = next(
+                (n for n, p in procs.items() if n in must and p.returncode not in (None, 0)), None
+            )
             if first is not None:
                 deadline = time.monotonic() + grace
         if not running:
