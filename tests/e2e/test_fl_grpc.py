@@ -1,11 +1,10 @@
 """Federated learning over real processes with gRPC/mTLS: a killed client, then resume."""
 
 import pytest
+from fl_jobs import fl_job
 
 import veil
 from veil.errors import PartyFailed
-
-from fl_jobs import fl_job
 
 pytestmark = pytest.mark.e2e
 CLIENTS = ["c1", "c2", "c3", "c4"]
