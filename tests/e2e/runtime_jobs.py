@@ -43,3 +43,9 @@ def big_array_job(ctx: veil.Context, n: int = 10_000_000):
     x = alice(lambda: np.arange(n, dtype=np.float64))()
     y = x.to(bob)
     return ctx.reveal(bob(lambda v: float(v.sum()))(y), to=alice)
+
+
+def weights_job(ctx: veil.Context):
+    alice, bob = ctx.parties("alice", "bob")
+    w = alice(lambda: np.zeros(3))()
+    return ctx.reveal(w, to=bob, tag="model.weights")

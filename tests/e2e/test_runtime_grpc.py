@@ -168,3 +168,20 @@ def test_bad_config_is_one_line(tmp_path, edit, message):
     assert message in r.stderr
     assert "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) <= 3
+
+
+def test_reveal_policy_is_enforced_by_every_node(tmp_path):
+    from runtime_jobs import weights_job
+
+    policy = veil.RevealPolicy.deny_all().allow("metrics.*")
+    with pytest.raises(PartyFailed, match="RevealDenied"):
+        veil.simulate(
+            weights_job,
+            ["alice", "bob"],
+            transport="grpc",
+            policy=policy,
+            ledger_dir=tmp_path,
+            timeout=20,
+        )
+    entries = [json.loads(line) for line in (tmp_path / "alice.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in entries] == ["reveal_denied"]

@@ -131,24 +131,39 @@ def simulate_detailed(
     names = list(parties)
     if len(names) < 2 or len(set(names)) != len(names):
         raise ConfigError(f"simulate needs at least two distinct parties, got {names}")
-    party_params = _split_params(names, params, per_party_params)
-    must = set(names if required is None else required)
+    must = frozenset(names if required is None else required)
     if not must <= set(names):
         raise ConfigError(f"required parties {sorted(must - set(names))} are not in {names}")
+    run = _Run(job, tuple(names), _split_params(names, params, per_party_params), policy, seed,
+               timeout, connect_timeout, ledger_dir, privacy_budget, must)  # fmt: skip
     start = time.perf_counter()
     if transport == "memory":
-        res = _run_threads(
-            job, names, party_params, policy, seed, timeout, ledger_dir, privacy_budget, must
-        )
+        res = _run_threads(run)
     elif transport == "grpc":
-        res = _run_processes(
-            job, names, party_params, policy, seed, timeout, connect_timeout, ledger_dir,
-            privacy_budget, must,
-        )  # fmt: skip
+        res = _run_processes(run)
     else:
         raise ConfigError(f"unknown transport {transport!r}: use 'memory' or 'grpc'")
     res.seconds = time.perf_counter() - start
     return res
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The settings of one simulated run, shared by both transports."""
+
+    job: JobFn
+    names: tuple[str, ...]
+    params: dict[str, dict[str, Any]]
+    policy: RevealPolicy | None
+    seed: int
+    timeout: float
+    connect_timeout: float
+    ledger_dir: Path | None
+    privacy_budget: tuple[float, float] | None
+    must: frozenset[str]
+
+    def ledger_path(self, party: str) -> Path | None:
+        return self.ledger_dir / f"{party}.jsonl" if self.ledger_dir is not None else None
 
 
 def _split_params(
@@ -164,7 +179,7 @@ def _split_params(
     return {n: dict(params.get(n, {})) for n in names}
 
 
-def _raise_on_failure(outcomes: Mapping[str, PartyOutcome], must: set[str]) -> dict[str, str]:
+def _raise_on_failure(outcomes: Mapping[str, PartyOutcome], must: frozenset[str]) -> dict[str, str]:
     """Raise if a required party failed; return the tolerated failures."""
     if all(o.ok for n, o in outcomes.items() if n in must):
         return {n: f"{o.error_type}: {o.error}" for n, o in outcomes.items() if not o.ok}
@@ -178,43 +193,33 @@ def _raise_on_failure(outcomes: Mapping[str, PartyOutcome], must: set[str]) -> d
     return {}
 
 
-def _run_threads(
-    job: JobFn,
-    names: list[str],
-    params: dict[str, dict[str, Any]],
-    policy: RevealPolicy | None,
-    seed: int,
-    timeout: float,
-    ledger_dir: Path | None,
-    privacy_budget: tuple[float, float] | None,
-    must: set[str],
-) -> SimulationResult:
-    hub = MemoryHub(names)
+def _run_threads(run: _Run) -> SimulationResult:
+    hub = MemoryHub(run.names)
     contexts = {
         n: Context(
             n,
-            hub.link(n, timeout=timeout),
-            policy=policy,
-            ledger=AuditLedger(n, ledger_dir / f"{n}.jsonl" if ledger_dir else None),
-            seed=seed,
-            budget=make_budget(privacy_budget),
+            hub.link(n, timeout=run.timeout),
+            policy=run.policy,
+            ledger=AuditLedger(n, run.ledger_path(n)),
+            seed=run.seed,
+            budget=make_budget(run.privacy_budget),
         )
-        for n in names
+        for n in run.names
     }
     outcomes: dict[str, PartyOutcome] = {}
 
     def target(n: str) -> None:
-        outcomes[n] = run_party(job, contexts[n], params[n])
+        outcomes[n] = run_party(run.job, contexts[n], run.params[n])
 
     threads = [
-        threading.Thread(target=target, args=(n,), name=f"veil-{n}", daemon=True) for n in names
+        threading.Thread(target=target, args=(n,), name=f"veil-{n}", daemon=True) for n in run.names
     ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    ordered = {n: outcomes[n] for n in names}
-    failed = _raise_on_failure(ordered, must)
+    ordered = {n: outcomes[n] for n in run.names}
+    failed = _raise_on_failure(ordered, run.must)
     return SimulationResult(
         results={n: o.result for n, o in ordered.items()},
         stats={n: c.stats() for n, c in contexts.items()},
@@ -274,40 +279,30 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _run_processes(
-    job: JobFn,
-    names: list[str],
-    params: dict[str, dict[str, Any]],
-    policy: RevealPolicy | None,
-    seed: int,
-    timeout: float,
-    connect_timeout: float,
-    ledger_dir: Path | None,
-    privacy_budget: tuple[float, float] | None,
-    must: set[str],
-) -> SimulationResult:
-    ref = ref_of(job)
+def _run_processes(run: _Run) -> SimulationResult:
+    ref = ref_of(run.job)
     with tempfile.TemporaryDirectory(prefix="veil-sim-") as tmp:
         folder = Path(tmp)
-        config = local_cluster(names, folder, connect_timeout=connect_timeout, recv_timeout=timeout)
+        config = local_cluster(run.names, folder, connect_timeout=run.connect_timeout,
+                               recv_timeout=run.timeout, policy=run.policy)  # fmt: skip
         procs: dict[str, subprocess.Popen[bytes]] = {}
         env = _child_env()
-        for n in names:
+        for n in run.names:
             pfile = folder / f"{n}.params"
-            pfile.write_bytes(wire.encode_value(params[n]))
+            pfile.write_bytes(wire.encode_value(run.params[n]))
             cmd = [
                 sys.executable, "-m", "veil.runtime.worker",
                 "--config", str(config), "--party", n, "--job", ref.spec(),
                 "--params-file", str(pfile), "--result-file", str(folder / f"{n}.result"),
-                "--seed", str(seed),
+                "--seed", str(run.seed),
             ]  # fmt: skip
-            if ledger_dir is not None:
-                cmd += ["--ledger", str(ledger_dir / f"{n}.jsonl")]
-            if privacy_budget is not None:
-                cmd += ["--dp-epsilon", str(privacy_budget[0]), "--dp-delta",
-                        str(privacy_budget[1])]  # fmt: skip
+            if run.ledger_dir is not None:
+                cmd += ["--ledger", str(run.ledger_path(n))]
+            if run.privacy_budget is not None:
+                eps, delta = run.privacy_budget
+                cmd += ["--dp-epsilon", str(eps), "--dp-delta", str(delta)]
             procs[n] = subprocess.Popen(cmd, env=env)
-        first, stopped = _wait_all(procs, must, grace=15.0)
+        first, stopped = _wait_all(procs, run.must, grace=15.0)
         outcomes: dict[str, PartyOutcome] = {}
         stats: dict[str, dict[str, Any]] = {}
         ledgers: dict[str, list[dict[str, Any]]] = {}
@@ -330,7 +325,7 @@ def _run_processes(
                     error_type="ProcessDied",
                     error=f"process exited with code {p.returncode} without a result",
                 )
-    failed = _raise_on_failure(outcomes, must)
+    failed = _raise_on_failure(outcomes, run.must)
     return SimulationResult(
         results={n: o.result for n, o in outcomes.items()},
         stats=stats,
@@ -340,7 +335,7 @@ def _run_processes(
 
 
 def _wait_all(
-    procs: Mapping[str, subprocess.Popen[bytes]], must: set[str], *, grace: float
+    procs: Mapping[str, subprocess.Popen[bytes]], must: frozenset[str], *, grace: float
 ) -> tuple[str | None, set[str]]:
     """Wait for every process; once a required one fails, give the rest ``grace`` seconds,
     then kill them. Returns the first required party seen failing and the parties killed."""
