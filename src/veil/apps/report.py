@@ -37,11 +37,13 @@ def pyplot() -> Any:
 
 
 def table_html(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """An HTML table; floats are shown with 4 significant digits."""
+    """An HTML table; floats with 4 significant digits, integers with thousands separators."""
 
     def cell(v: Any) -> str:
         if isinstance(v, float):
             return f"{v:.4g}"
+        if isinstance(v, int) and not isinstance(v, bool):
+            return f"{v:,}"
         return html.escape("-" if v is None else str(v))
 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
