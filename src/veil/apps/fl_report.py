@@ -34,9 +34,11 @@ def write(out: Path, report: dict[str, Any]) -> None:
     curves = figure_png(fig)
     fig, ax = plt.subplots(figsize=(8, 3.6))
     rows = _model_rows(report)
-    ax.barh([r[0] for r in rows], [r[1] or 0 for r in rows], color="#4a7ab5")
-    lo = min((r[1] or 1) for r in rows)
-    ax.set(xlim=(max(0.0, lo - 0.05), 1.0), title="AUC on every bank's held-out rows")
+    aucs = [r[1] or 0.0 for r in rows]
+    bars_ = ax.barh([r[0] for r in rows], aucs, color="#4a7ab5")
+    ax.bar_label(bars_, fmt="%.4f", padding=3, fontsize=8)
+    ax.set(xlim=(max(0.0, min(aucs) - 0.05), min(1.0, max(aucs) + 0.03)),
+           title="AUC on every bank's held-out rows")  # fmt: skip
     bars = figure_png(fig)
     traffic = [[p, report["bytes_sent"][p], report["messages"][p]] for p in report["bytes_sent"]]
     write_html(out / "report.html", "veil — federated credit-risk model", [
