@@ -140,7 +140,10 @@ def risk_job(
     if df is not None:
         feats = [c for c in df.columns if c not in (id_col, label)]
         _check_numeric_or_categorical(df, feats, me, csv)
-        block, names = encode_block(df, feats, train)
+        try:
+            block, names = encode_block(df, feats, train)
+        except DataError as exc:
+            raise DataError(f"party {me!r}: {csv}: {exc}") from None
         if me == bank:
             y = _labels(df, label, me, csv, positive)
     vdf = VDataFrame.from_local(ctx, data_parties, block, names, int(n))

@@ -45,8 +45,18 @@ def split_rows(n: int, test_fraction: float, seed: int) -> tuple[Array, Array]:
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
-def encode_block(table: Any, columns: Sequence[str], train_rows: Array) -> tuple[Array, list[str]]:
-    """Encode one owner's columns (see module docstring); returns (matrix, column names)."""
+#: A non-numeric column with more distinct values than this is refused as a feature.
+MAX_LEVELS = 64
+
+
+def encode_block(
+    table: Any, columns: Sequence[str], train_rows: Array, *, max_levels: int = MAX_LEVELS
+) -> tuple[Array, list[str]]:
+    """Encode one owner's columns (see module docstring); returns (matrix, column names).
+
+    A non-numeric column with more than ``max_levels`` distinct values (free text, ids, numbers
+    stored as text) raises :class:`DataError` naming the column.
+    """
     import pandas as pd
 
     parts: list[Array] = []
@@ -61,6 +71,12 @@ def encode_block(table: Any, columns: Sequence[str], train_rows: Array) -> tuple
         else:
             values = col.astype(object).where(col.notna(), None).to_numpy()
             levels = sorted({str(v) for v in values[train_rows] if v is not None})
+            if len(levels) > max_levels:
+                raise DataError(
+                    f"column {c!r} is not numeric and has {len(levels)} distinct values "
+                    f"(e.g. {levels[:3]}): it looks like text or an id, not a category; drop it, "
+                    "or convert it to numbers"
+                )
             for lv in levels:
                 parts.append(np.array([v is not None and str(v) == lv for v in values],
                                       dtype=np.float64)[:, None])  # fmt: skip
