@@ -43,6 +43,24 @@ def normalize_dist(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+JOB_MODULE = "job"
+"""Module name used for functions of a job *file* (see :func:`function_name`)."""
+
+
+def function_name(fn: Callable[..., Any]) -> str:
+    """The name a function has in a program bundle: ``module.qualname``.
+
+    Functions defined in a job file loaded by path (``veil node --job job.py``: module
+    ``veil_job_<hash of the path>``) or run as ``__main__`` get the module name ``job``: their
+    module name depends on where each institution keeps the file, which must not change the
+    program's identity.
+    """
+    module = str(getattr(fn, "__module__", "?"))
+    if module == "__main__" or module.startswith("veil_job_"):
+        module = JOB_MODULE
+    return f"{module}.{getattr(fn, '__qualname__', '?')}"
+
+
 def function_source(fn: Callable[..., Any]) -> tuple[str, str]:
     """``(qualified name, normalized source)`` of a plain ``def`` function.
 
@@ -52,7 +70,7 @@ def function_source(fn: Callable[..., Any]) -> tuple[str, str]:
         For lambdas, closures, builtins and functions whose source is unavailable: their
         behaviour is not fully determined by text veil can hash.
     """
-    name = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', '?')}"
+    name = function_name(fn)
     if not inspect.isfunction(fn):
         raise ConfigError(f"{name}: only plain Python functions can be registered for a TEE job")
     if fn.__name__ == "<lambda>":
@@ -157,4 +175,12 @@ class ProgramBundle:
         return hashlib.sha256(self.canonical_bytes()).digest()
 
 
-__all__ = ["FORMAT", "ProgramBundle", "function_source", "normalize_dist", "normalize_source"]
+__all__ = [
+    "FORMAT",
+    "JOB_MODULE",
+    "ProgramBundle",
+    "function_name",
+    "function_source",
+    "normalize_dist",
+    "normalize_source",
+]

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, cast
 
 from veil.core.wire import decode_value, encode_value
-from veil.errors import ProtocolError
+from veil.errors import ProtocolError, RevealDenied
 from veil.tee.program import ProgramBundle
 from veil.tee.sim import SimRoot
 from veil.tee.sim_worker import read_frame, write_frame
@@ -61,6 +61,10 @@ class SimEnclave:
             raise ProtocolError(f"the simulated enclave exited (code {proc.poll()})")
         reply = cast(dict[str, Any], decode_value(frame))
         if not reply.get("ok"):
+            if reply.get("kind") == "RevealDenied":
+                raise RevealDenied(
+                    f"the simulated enclave refused the release: {reply.get('error')}"
+                )
             raise ProtocolError(
                 f"simulated enclave refused {req.get('op')!r}: {reply.get('error')}"
             )
@@ -70,6 +74,11 @@ class SimEnclave:
         """Evidence binding the session's enclave key to ``nonce``, and that public key."""
         reply = self._request({"op": "attest", "session_id": session_id, "nonce": nonce})
         return bytes(reply["evidence"]), bytes(reply["public_key"])
+
+    def attest_full(self, session_id: bytes, nonce: bytes) -> dict[str, Any]:
+        """Evidence, session public key, platform (``sim``) and collateral (``None``)."""
+        reply = self._request({"op": "attest", "session_id": session_id, "nonce": nonce})
+        return {k: reply[k] for k in ("evidence", "public_key", "platform", "collateral")}
 
     def put(
         self, session_id: bytes, sealed: bytes, *, job_id: str, input_name: str, owner: str
@@ -106,6 +115,62 @@ class SimEnclave:
                 "job_id": job_id,
                 "output_name": output_name,
                 "recipients": recipients,
+            }
+        )
+        return {str(k): bytes(v) for k, v in dict(reply["results"]).items()}
+
+    def apply(
+        self,
+        session_id: bytes,
+        function: str,
+        args: list[str | None],
+        public: bytes,
+        *,
+        output_name: str,
+    ) -> tuple[tuple[int, ...], str]:
+        """Run ``function`` inside; the result stays in the enclave as ``output_name``.
+
+        ``args`` names enclave values (``None`` where the argument is public); ``public`` is
+        the :func:`veil.core.wire.encode_value` of ``{"args": [...], "kwargs": {...}}``.
+        Returns the result's shape and dtype (the only things the host learns about it).
+        """
+        reply = self._request(
+            {
+                "op": "apply",
+                "session_id": session_id,
+                "function": function,
+                "args": args,
+                "public": public,
+                "output_name": output_name,
+            }
+        )
+        return tuple(int(d) for d in reply["shape"]), str(reply["dtype"])
+
+    def release(
+        self,
+        session_id: bytes,
+        value: str,
+        *,
+        job_id: str,
+        output_name: str,
+        recipients: dict[str, bytes],
+        approvals: dict[str, bytes],
+    ) -> dict[str, bytes]:
+        """Ask the enclave to seal ``value`` to ``recipients`` (name → result key).
+
+        The enclave checks every contributing owner's sealed release policy and approval
+        (:func:`veil.tee.release.check_release`) and refuses otherwise (:class:`ProtocolError`
+        naming the refusal).
+        """
+        reply = self._request(
+            {
+                "op": "release",
+                "session_id": session_id,
+                "value": value,
+                "job_id": job_id,
+                "output_name": output_name,
+                "recipients": recipients,
+                "approvals": approvals,
             }
         )
         return {str(k): bytes(v) for k, v in dict(reply["results"]).items()}
