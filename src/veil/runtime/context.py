@@ -127,6 +127,14 @@ class Context:
             **options,
         )
 
+    def he(
+        self, scheme: str, *, key_owner: Party, evaluators: Sequence[Party], **options: Any
+    ) -> Any:
+        """An HE device: ``key_owner`` holds the key, ``evaluators`` compute on ciphertexts."""
+        from veil.devices.he import HEDevice  # devices sit above the runtime
+
+        return HEDevice(self, scheme, key_owner.name, tuple(p.name for p in evaluators), **options)
+
     def tee(self, host: Party, **options: Any) -> Any:
         """A TEE device whose enclave runs at ``host`` (see :mod:`veil.devices.tee`)."""
         from veil.devices.tee import TEEDevice  # devices sit above the runtime
