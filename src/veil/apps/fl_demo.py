@@ -36,10 +36,19 @@ def prepare_data(folder: Path) -> dict[str, Path]:
     return paths
 
 
-def run_demo(
-    out: Path, *, transport: Literal["memory", "grpc"] = "grpc", model: str = "logistic"
-) -> dict[str, Any]:
-    """Prepare the banks' files and run the federated job on them."""
+def run_demo(out: Path, *, transport: Literal["memory", "grpc"] = "grpc") -> dict[str, Any]:
+    """Prepare the banks' files; train a logistic regression and a small MLP federatedly.
+
+    ``out/report.{json,html}`` is the logistic model's report, with the MLP's model table under
+    ``"mlp"``; the MLP's own report is in ``out/mlp/``.
+    """
+    from veil.apps import fl_report
+
     files = prepare_data(out / "data")
-    opts = FLJobOptions(label="Class", positive="bad", model=model)  # type: ignore[arg-type]
-    return run(files, opts, out, transport=transport)
+    logistic = run(files, FLJobOptions(label="Class", positive="bad", model="logistic"), out,
+                   transport=transport)  # fmt: skip
+    mlp = run(files, FLJobOptions(label="Class", positive="bad", model="mlp", hidden=16),
+              out / "mlp", transport=transport)  # fmt: skip
+    logistic["mlp"] = {"models": mlp["models"], "report": "mlp/report.html"}
+    fl_report.write(out, logistic)
+    return logistic

@@ -19,6 +19,15 @@ def _model_rows(report: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
+def _mlp_section(report: dict[str, Any]) -> list[tuple[str, str]]:
+    if "mlp" not in report:
+        return []
+    rows = _model_rows({"models": report["mlp"]["models"]})
+    return [("The same with a small MLP (16 hidden units)",
+             table_html(["model", "AUC", "accuracy", "log loss", "rows"], rows)
+             + f'<p><a href="{report["mlp"]["report"]}">its report</a></p>')]  # fmt: skip
+
+
 def write(out: Path, report: dict[str, Any]) -> None:
     """Write ``out/report.json`` and ``out/report.html``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -46,6 +55,7 @@ def write(out: Path, report: dict[str, Any]) -> None:
          + f'<img src="{bars}"><p class=note>Every model is evaluated on the union of the banks\''
          " held-out rows. Each bank alone and pooled are checks computed from all files on this"
          " machine; the federated model never saw another bank's rows.</p>"),
+        *_mlp_section(report),
         ("Training", f'<img src="{curves}">' + (
             f"<p>Client-level differential privacy: ε = {report['epsilon']:.3g}, "
             f"δ = {report['delta']:g} spent by the run (per-round ε in report.json).</p>"
