@@ -111,6 +111,8 @@ def risk_job(
     l2: float = 1e-3,
     test_fraction: float = 0.3,
     positive: str | None = None,
+    engine: str = "mpc",
+    sim_root: bytes | None = None,
 ) -> dict[str, Any]:
     """SPMD job (see module docstring). Every data party passes its own ``csv``."""
     me = ctx.party
@@ -147,6 +149,25 @@ def risk_job(
         if me == bank:
             y = _labels(df, label, me, csv, positive)
     vdf = VDataFrame.from_local(ctx, data_parties, block, names, int(n))
+    bank_p = ctx.parties(bank)[0]
+    y_all = bank_p(lambda: y)()
+    if engine == "tee":
+        if sim_root is None:
+            raise ConfigError("the TEE engine needs the deployment's simulation root (sim_root)")
+        from veil.apps.risk_tee import train_in_tee
+
+        seconds["preprocessing"] = time.perf_counter() - t
+        t = time.perf_counter()
+        coef, scores = train_in_tee(
+            ctx, bank=bank, owners=data_parties, block=block, y=y, train=train, test=test,
+            sim_root=sim_root, epochs=epochs, batch_size=batch_size, lr=lr, l2=l2,
+        )  # fmt: skip
+        seconds["training"] = time.perf_counter() - t
+        weights, intercept = (None, None) if coef is None else (coef[:-1], coef[-1])
+        return _evaluate(ctx, vdf, bank, y_all, scores, weights, intercept, train, test, l2,
+                         seconds, int(n), df, id_col)  # fmt: skip
+    elif engine != "mpc":
+        raise ConfigError(f"unknown engine {engine!r}: use mpc or tee")
     if protocol == "aby3":
         if len(data_parties) != 3:
             raise ConfigError("aby3 needs exactly three computing parties (bank + 2 providers)")
@@ -160,8 +181,6 @@ def risk_job(
         raise ConfigError(f"unknown MPC protocol {protocol!r}: use semi2k or aby3")
     X_train = vdf.rows(train).to(mpc)
     X_test = vdf.rows(test).to(mpc)
-    bank_p = ctx.parties(bank)[0]
-    y_all = bank_p(lambda: y)()
     y_train = bank_p(lambda v: v[train])(y_all).to(mpc)
     X_train, others = secure_standardize(X_train, {"test": X_test})
     seconds["preprocessing"] = time.perf_counter() - t
@@ -175,6 +194,19 @@ def risk_job(
     scores = ctx.reveal(model.predict_proba(others["test"]), to=bank_p, tag="scores")
     weights = ctx.reveal(model.coef_, to=bank_p, tag="model.weights")
     intercept = ctx.reveal(model.intercept_, to=bank_p, tag="model.intercept")
+    seconds["prediction"] = time.perf_counter() - t
+    return _evaluate(ctx, vdf, bank, y_all, scores, weights, intercept, train, test, l2, seconds,
+                     int(n), df, id_col)  # fmt: skip
+
+
+def _evaluate(
+    ctx: Context, vdf: VDataFrame, bank: str, y_all: Any, scores: Any, weights: Any,
+    intercept: Any, train: np.ndarray, test: np.ndarray, l2: float, seconds: dict[str, float],
+    n: int, df: Any, id_col: str,
+) -> dict[str, Any]:  # fmt: skip
+    """The bank computes AUC/KS of the joint model and of its own model; all get the metrics."""
+    t = time.perf_counter()
+    bank_p = ctx.parties(bank)[0]
 
     def evaluate(v: np.ndarray, s: np.ndarray) -> dict[str, float]:
         return {"auc": auc(v[test], s), "ks": ks(v[test], s)}
@@ -184,11 +216,11 @@ def risk_job(
                            tag="metrics.bank_only")  # fmt: skip
     seconds["evaluation"] = time.perf_counter() - t
     out: dict[str, Any] = {
-        "n_intersection": int(n), "n_train": len(train), "n_test": len(test),
+        "n_intersection": n, "n_train": len(train), "n_test": len(test),
         "models": {"bank_only": bank_only, "joint_secure": joint},
         "features": vdf.feature_names, "seconds": seconds,
     }  # fmt: skip
-    if me == bank:
+    if ctx.party == bank:
         out["model"] = {"coef": weights, "intercept": intercept, "test_scores": scores}
         out["aligned_ids"] = df[id_col].astype(str).tolist() if df is not None else []
     return out

@@ -43,8 +43,7 @@ def write(
     models = [[m, v["auc"], v["ks"]] for m, v in report["models"].items()]
     stages = [[s, v] for s, v in report["seconds"].items()]
     traffic = [[p, report["bytes_sent"][p], report["messages"][p]] for p in report["bytes_sent"]]
-    reveals = [[e["party"], e["event"], e["tag"], e.get("from") or "device", ",".join(e["to"]),
-                str(e["value"].get("shape"))] for e in report["ledger"]]  # fmt: skip
+    reveals = [_ledger_row(e) for e in report["ledger"]]
     write_html(out / "report.html", "veil — joint credit-risk model", [
         ("Models", table_html(["model", "AUC", "KS"], models)
          + f'<p><img src="{roc}"> <img src="{ks_png}"></p><p class=note>'
@@ -55,8 +54,17 @@ def write(
         ("Stages (seconds)", table_html(["stage", "seconds"], stages)),
         ("Traffic", table_html(["party", "bytes sent", "messages sent"], traffic)),
         ("Audit ledger: every reveal", table_html(
-            ["recorded by", "event", "tag", "from", "to", "shape"], reveals)),
+            ["recorded by", "event", "tag", "from", "to", "shape / assurance"], reveals)),
     ])  # fmt: skip
+
+
+def _ledger_row(e: dict[str, Any]) -> list[Any]:
+    """One ledger entry as a table row (reveals, moves, DP releases and TEE job entries)."""
+    detail = e.get("value", {}).get("shape") if isinstance(e.get("value"), dict) else None
+    if e["event"].startswith("tee_"):
+        detail = e.get("assurance") or ("simulated" if e.get("simulated") else e.get("platform"))
+    return [e.get("party"), e["event"], e.get("tag", "-"), e.get("from") or "device",
+            ",".join(e.get("to", [])) or "-", str(detail)]  # fmt: skip
 
 
 def print_summary(console: Any, report: dict[str, Any]) -> None:

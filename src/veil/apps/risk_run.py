@@ -41,6 +41,7 @@ class RiskOptions:
     lr: float = 0.2
     l2: float = 1e-3
     test_fraction: float = 0.3
+    engine: Literal["mpc", "tee"] = "mpc"
 
 
 def pooled_check(
@@ -90,17 +91,24 @@ def run(
         raise ConfigError("give at least one provider: --provider NAME=FILE")
     for party, path in files.items():
         read_party_csv(str(path), party, opts.id_col)  # fail fast, naming party and file
-    parties = list(files) + ([DEALER] if opts.protocol == "semi2k" else [])
+    use_dealer = opts.engine == "mpc" and opts.protocol == "semi2k"
+    parties = list(files) + ([DEALER] if use_dealer else [])
     if DEALER in files:
         raise ConfigError(f"{DEALER!r} is the name of the semi2k dealer; rename that party")
     common = {k: v for k, v in asdict(opts).items()}
-    common |= {"bank": bank, "providers": list(providers), "dealer": DEALER
-               if opts.protocol == "semi2k" else None}  # fmt: skip
+    common |= {"bank": bank, "providers": list(providers),
+               "dealer": DEALER if use_dealer else None}  # fmt: skip
+    if opts.engine == "tee":
+        from veil.tee.sim import SimRoot
+
+        # A development root for this run's simulated enclave, pinned by every owner.
+        common["sim_root"] = SimRoot.generate().private_bytes()
     params = {p: common | {"csv": str(files.get(p, ""))} for p in parties}
     policy = RevealPolicy.from_mapping({"default": "deny", "rule": policy_rules(bank)},
                                        source="risk job policy")  # fmt: skip
     how = "processes, gRPC + mutual TLS" if transport == "grpc" else "threads, in memory"
-    console.print(f"[bold]joint model[/]: {', '.join(parties)} ({how}, {opts.protocol}) — "
+    engine = opts.protocol if opts.engine == "mpc" else "simulated TEE hosted by the bank"
+    console.print(f"[bold]joint model[/]: {', '.join(parties)} ({how}, {engine}) — "
                   "PSI, preprocessing, training, evaluation")  # fmt: skip
     t = time.perf_counter()
     res = simulate_detailed(risk_job, parties, transport=transport, params=params,
@@ -113,7 +121,7 @@ def run(
     pooled = pooled_check(files, bank, mine["aligned_ids"], opts, seed)
     fpr, tpr = roc_curve(pooled["y_test"], mine["model"]["test_scores"])
     report = {
-        "job": "risk", "transport": transport, "protocol": opts.protocol,
+        "job": "risk", "transport": transport, "protocol": opts.protocol, "engine": opts.engine,
         "parties": parties, "n_intersection": mine["n_intersection"],
         "n_train": mine["n_train"], "n_test": mine["n_test"],
         "models": {**mine["models"], "pooled_plaintext": {"auc": pooled["auc"],

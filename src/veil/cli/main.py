@@ -256,6 +256,9 @@ def risk(
     protocol: Annotated[
         str, typer.Option(help="semi2k (+ dealer) or aby3 (3 parties).")
     ] = "semi2k",
+    engine: Annotated[
+        str, typer.Option(help="mpc, or tee (a simulated enclave hosted by the bank).")
+    ] = "mpc",
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
     transport: Annotated[str, typer.Option(help="grpc (processes, mTLS) or memory.")] = "grpc",
     seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 0,
@@ -270,8 +273,10 @@ def risk(
             raise ConfigError(f"--transport must be memory or grpc, got {transport!r}")
         if protocol not in ("semi2k", "aby3"):
             raise ConfigError(f"--protocol must be semi2k or aby3, got {protocol!r}")
-        opts = RiskOptions(id_col=id_col, label=label, positive=positive,
-                           protocol=protocol, epochs=epochs)  # type: ignore[arg-type]  # fmt: skip
+        if engine not in ("mpc", "tee"):
+            raise ConfigError(f"--engine must be mpc or tee, got {engine!r}")
+        opts = RiskOptions(id_col=id_col, label=label, positive=positive, protocol=protocol,  # type: ignore[arg-type]
+                           epochs=epochs, engine=engine)  # type: ignore[arg-type]  # fmt: skip
         run_risk(bank, _named_files(provider, "--provider"), opts, out,
                  transport=transport, seed=seed)  # type: ignore[arg-type]  # fmt: skip
 

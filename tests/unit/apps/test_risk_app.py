@@ -92,3 +92,17 @@ def test_bad_inputs(files, tmp_path, change, message):
     assert r.exit_code == 2, r.output
     assert re.search(message, " ".join(r.output.split())), r.output
     assert not (out / "report.json").exists()
+
+
+def test_tee_engine_matches_mpc_and_says_simulated(files, tmp_path):
+    import json
+
+    r = run(files, tmp_path / "tee", "--engine", "tee")
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "tee" / "report.json").read_text())
+    assert rep["engine"] == "tee" and "dealer" not in rep["parties"]
+    assert (
+        abs(rep["models"]["joint_secure"]["auc"] - rep["models"]["pooled_plaintext"]["auc"]) < 0.01
+    )
+    tee_entries = [e for e in rep["ledger"] if e["event"] == "tee_job"]
+    assert tee_entries and all("simulated" in e["assurance"] for e in tee_entries)
