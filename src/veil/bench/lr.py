@@ -22,7 +22,9 @@ from veil.ml import SSLogisticRegression
 from veil.runtime.context import Context
 
 
-def lr_job(ctx: Context, protocol: str, rows: int, epochs: int, seed: int) -> dict[str, Any]:
+def lr_job(
+    ctx: Context, protocol: str, rows: int, epochs: int, seed: int, sigmoid: str = "accurate"
+) -> dict[str, Any]:
     """alice holds X, bob holds y; semi2k adds carol as the dealer, aby3 uses all three."""
     inputs = anchor_inputs()
     cfg = inputs.LR_CONFIG
@@ -41,7 +43,9 @@ def lr_job(ctx: Context, protocol: str, rows: int, epochs: int, seed: int) -> di
     share_s = time.perf_counter() - t0
     before = ctx.stats()["bytes_sent"]
     t1 = time.perf_counter()
-    model = SSLogisticRegression(mpc, epochs=epochs, batch_size=cfg["batch"], lr=cfg["lr"])
+    model = SSLogisticRegression(
+        mpc, epochs=epochs, batch_size=cfg["batch"], lr=cfg["lr"], sigmoid=sigmoid
+    )
     model.fit(X, y)
     train_s = time.perf_counter() - t1
     sent = ctx.stats()["bytes_sent"] - before
@@ -53,9 +57,9 @@ def lr_job(ctx: Context, protocol: str, rows: int, epochs: int, seed: int) -> di
 
 def run(
     *, protocols: tuple[str, ...] = ("semi2k", "aby3"), rows: int = 100_000, epochs: int = 5,
-    seed: int | None = None,
+    seed: int | None = None, sigmoids: tuple[str, ...] = ("accurate",),
 ) -> Iterator[dict[str, Any]]:  # fmt: skip
-    """One record per protocol."""
+    """One record per protocol and sigmoid mode (impl ``veil-P`` or ``veil-P-cheap``)."""
     from veil.runtime.simulate import simulate_detailed
 
     inputs = anchor_inputs()
@@ -63,16 +67,17 @@ def run(
     Xtr, ytr, Xte, yte = inputs.lr_dataset(seed, rows=rows)
     cfg = inputs.LR_CONFIG
     w_np, b_np = inputs.lr_train_numpy(Xtr, ytr, cfg["batch"], epochs, cfg["lr"])
-    for proto in protocols:
+    for proto, mode in ((p, m) for p in protocols for m in sigmoids):
         res = simulate_detailed(lr_job, ["alice", "bob", "carol"],
                                 params={"protocol": proto, "rows": rows, "epochs": epochs,
-                                        "seed": seed}, seed=seed)  # fmt: skip
+                                        "seed": seed, "sigmoid": mode}, seed=seed)  # fmt: skip
         out = res.results["bob"]
         w, b = np.asarray(out["w"], np.float64), float(np.asarray(out["b"]).reshape(-1)[0])
         err = float(np.max(np.abs(np.append(w, b) - np.append(w_np, b_np))))
         total_bytes = sum(r["bytes"] for r in res.results.values())
         yield record(
-            "lr.train", f"veil-{proto}", rows, out["train_s"], bytes_=total_bytes,
+            "lr.train", f"veil-{proto}" + ("" if mode == "accurate" else f"-{mode}"), rows,
+            out["train_s"], bytes_=total_bytes, sigmoid=mode,
             rounds=None, max_abs_err=err,
             auc=inputs.auc(yte, Xte.astype(np.float64) @ w + b),
             auc_numpy_f32=inputs.auc(yte, Xte.astype(np.float64) @ w_np + float(b_np)),
@@ -92,9 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rows", type=lambda v: int(float(v)), default=100_000)
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--sigmoid", default="accurate,cheap", help="comma list: accurate, cheap")
     a = ap.parse_args(argv)
     protos = tuple(p.strip() for p in a.protocol.split(",") if p.strip())
-    for rec in run(protocols=protos, rows=a.rows, epochs=a.epochs, seed=a.seed):
+    modes = tuple(m.strip() for m in a.sigmoid.split(",") if m.strip())
+    for rec in run(protocols=protos, rows=a.rows, epochs=a.epochs, seed=a.seed, sigmoids=modes):
         emit(rec)
 
 
