@@ -102,8 +102,12 @@ def _sigmoid(z: Array) -> Array:
 
 
 @dataclass
-class LogisticModel(Model):
-    """Binary logistic regression ``p = sigmoid(X w + b)`` with optional L2 on ``w``."""
+class _GLM(Model):
+    """A generalised linear model ``g(X w + b)`` with L2 on ``w``: parameters ``[w..., b]``.
+
+    Subclasses give the inverse link and the per-row loss in terms of ``z = X w + b``; the
+    gradient is ``Xᵀ (g(z) − y) / n`` for both canonical links used here.
+    """
 
     n_features: int
     l2: float = 0.0
@@ -118,42 +122,52 @@ class LogisticModel(Model):
         super().check_data(X, y)
         if X.shape[1] != self.n_features:
             raise DataError(f"expected {self.n_features} features, got {X.shape[1]}")
-        if not np.isin(y, (0, 1)).all():
-            raise DataError("logistic regression needs labels 0/1")
+
+    @abstractmethod
+    def _mean(self, z: Array) -> Array:
+        """The inverse link: the prediction for linear scores ``z``."""
+
+    @abstractmethod
+    def _row_loss(self, z: Array, y: Array) -> Array:
+        """The loss of each row."""
 
     def loss_grad(self, params: Array, X: Array, y: Array) -> tuple[float, Array]:
         w, b = params[:-1], params[-1]
         z = X @ w + b
-        loss = float(np.mean(np.logaddexp(0.0, z) - y * z)) + 0.5 * self.l2 * float(w @ w)
-        r = (_sigmoid(z) - y) / X.shape[0]
+        loss = float(np.mean(self._row_loss(z, y))) + 0.5 * self.l2 * float(w @ w)
+        r = (self._mean(z) - y) / X.shape[0]
         return loss, np.concatenate([X.T @ r + self.l2 * w, [r.sum()]])
 
     def predict(self, params: Array, X: Array) -> Array:
-        return _sigmoid(X @ params[:-1] + params[-1])
+        return self._mean(X @ params[:-1] + params[-1])
 
 
 @dataclass
-class LinearModel(Model):
+class LogisticModel(_GLM):
+    """Binary logistic regression ``p = sigmoid(X w + b)`` with optional L2 on ``w``."""
+
+    def check_data(self, X: Array, y: Array) -> None:
+        super().check_data(X, y)
+        if not np.isin(y, (0, 1)).all():
+            raise DataError("logistic regression needs labels 0/1")
+
+    def _mean(self, z: Array) -> Array:
+        return _sigmoid(z)
+
+    def _row_loss(self, z: Array, y: Array) -> Array:
+        out: Array = np.logaddexp(0.0, z) - y * z
+        return out
+
+
+@dataclass
+class LinearModel(_GLM):
     """Least-squares linear regression (loss = mean squared error / 2) with optional L2."""
 
-    n_features: int
-    l2: float = 0.0
+    def _mean(self, z: Array) -> Array:
+        return z
 
-    def __post_init__(self) -> None:
-        self.n_params = self.n_features + 1
-
-    def init_params(self, rng: np.random.Generator) -> Array:
-        return np.zeros(self.n_params)
-
-    def loss_grad(self, params: Array, X: Array, y: Array) -> tuple[float, Array]:
-        w, b = params[:-1], params[-1]
-        r = X @ w + b - y
-        loss = 0.5 * float(np.mean(r * r)) + 0.5 * self.l2 * float(w @ w)
-        r = r / X.shape[0]
-        return loss, np.concatenate([X.T @ r + self.l2 * w, [r.sum()]])
-
-    def predict(self, params: Array, X: Array) -> Array:
-        out: Array = X @ params[:-1] + params[-1]
+    def _row_loss(self, z: Array, y: Array) -> Array:
+        out: Array = 0.5 * (z - y) ** 2
         return out
 
 
