@@ -1,0 +1,115 @@
+"""The risk job deployed as in docs/risk.md: certificates, one config, one `veil node` each."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from veil.apps.risk import policy_rules
+from veil.runtime.simulate import free_ports
+
+pytestmark = pytest.mark.e2e
+PARTIES = ["bank", "bureau", "income", "dealer"]
+
+
+def write_files(folder: Path) -> dict[str, Path]:
+    rng = np.random.default_rng(8)
+    ids = [f"c{i:04d}" for i in range(500)]
+    x = rng.normal(size=(3, 500))
+    y = np.where(rng.random(500) < 1 / (1 + np.exp(-(x[0] + x[1] - x[2]))), "bad", "good")
+    frames = {
+        "bank": pd.DataFrame({"cid": ids, "y": y, "x0": x[0]}),
+        "bureau": pd.DataFrame({"cid": ids[20:], "x1": x[1][20:]}),
+        "income": pd.DataFrame({"cid": ids[:480], "x2": x[2][:480]}),
+    }
+    paths = {}
+    for name, df in frames.items():
+        paths[name] = folder / f"{name}.csv"
+        df.sample(frac=1, random_state=3).to_csv(paths[name], index=False)
+    return paths
+
+
+def test_three_institutions_and_a_dealer(tmp_path):
+    veil_bin = Path(sys.executable).with_name("veil")
+    subprocess.run(
+        [veil_bin, "certs", "init", "--parties", ",".join(PARTIES), "--out", tmp_path / "certs"],
+        check=True,
+        capture_output=True,
+    )
+    ports = free_ports(len(PARTIES))
+    lines = ['[cluster]\nca = "certs/ca.pem"\n[timeouts]\nconnect = 60\nrecv = 120\n']
+    for p, port in zip(PARTIES, ports, strict=True):
+        lines.append(
+            f'[parties.{p}]\naddress = "127.0.0.1:{port}"\ncert = "certs/{p}.pem"\n'
+            f'key = "certs/{p}.key"\n'
+        )
+    lines.append('[policy]\ndefault = "deny"\n')
+    for r in policy_rules("bank"):
+        to = f"\nto = {json.dumps(r['to'])}" if "to" in r else ""
+        lines.append(f'[[policy.rule]]\neffect = "allow"\ntag = "{r["tag"]}"{to}\n')
+    (tmp_path / "cluster.toml").write_text("\n".join(lines))
+    files = write_files(tmp_path)
+    common = [
+        "--param",
+        "bank=bank",
+        "--param",
+        'providers=["bureau","income"]',
+        "--param",
+        "id_col=cid",
+        "--param",
+        "label=y",
+        "--param",
+        "protocol=semi2k",
+        "--param",
+        "dealer=dealer",
+        "--param",
+        "epochs=10",
+    ]
+    procs = {}
+    for p in PARTIES:
+        csv = str(files[p]) if p in files else ""
+        procs[p] = subprocess.Popen(
+            [
+                veil_bin,
+                "node",
+                "veil.apps.risk:risk_job",
+                "--config",
+                tmp_path / "cluster.toml",
+                "--party",
+                p,
+                "--json",
+                "--ledger",
+                tmp_path / f"{p}.jsonl",
+                *common,
+                "--param",
+                f"csv={csv}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    outs = {}
+    for p, proc in procs.items():
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, f"{p}: {err}"
+        outs[p] = json.loads(out)["result"]
+    assert {o["n_intersection"] for o in outs.values()} == {460}
+    assert (
+        outs["bank"]["models"]["joint_secure"]["auc"] > outs["bank"]["models"]["bank_only"]["auc"]
+    )
+    assert "model" in outs["bank"] and "model" not in outs["bureau"]  # weights only at the bank
+    events = [json.loads(line) for line in (tmp_path / "bureau.jsonl").read_text().splitlines()]
+    assert {e["tag"] for e in events} <= {
+        "psi.size",
+        "data.columns",
+        "scores",
+        "model.weights",
+        "model.intercept",
+        "metrics.joint",
+        "metrics.bank_only",
+    }
+    assert all(e["event"] == "reveal" for e in events)
