@@ -1,0 +1,304 @@
+"""Runner of ``veil forecast``: checks the inputs, runs the demand job, the plaintext check, and
+writes ``report.json``, ``forecast.csv`` and ``report.html``.
+
+The pooled-plaintext model is a **check** computed in this process from both files (possible
+only because both files are on this machine): the same aligned times (an inner join), the same
+feature functions (:mod:`veil.ml.features`, called through the job's own per-party builders),
+the same interactions and the same ridge penalty, fitted in float64 by
+:func:`veil.ml.ridge.ridge_plain`. It never runs in a deployment.
+
+Nothing is written unless the whole run succeeds; each output file is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from veil.apps.load_data import Series, iso_times, parse_date, parse_duration, read_series
+from veil.apps.load_demand import (
+    MIN_TRAIN_ROWS,
+    Window,
+    demand_job,
+    grid_step,
+    metrics,
+    policy_rules,
+    utility_design,
+    utility_raw,
+    weather_design,
+    weather_raw,
+)
+from veil.apps.report import figure_png, pyplot, table_html, write_html, write_json
+from veil.errors import ConfigError, DataError
+from veil.ml import features as ft
+from veil.ml.ridge import ridge_plain
+from veil.runtime.ledger import merge_ledgers
+from veil.runtime.node import write_atomic
+from veil.runtime.policy import RevealPolicy
+from veil.runtime.simulate import simulate_detailed
+
+THIRD = {"semi2k": "dealer", "aby3": "helper"}
+
+
+@dataclass(frozen=True)
+class DemandOptions:
+    """Options every party of the job agrees on (public)."""
+
+    time_col: str
+    target_party: str
+    target: str
+    test_from: str
+    test_to: str | None = None
+    horizon: str = "1d"
+    model: str = "ridge"
+    protocol: Literal["semi2k", "aby3"] = "semi2k"
+    alpha: float = 1.0
+    n_knots: int = 5
+    degree: int = 3
+    fourier_k: int = 3
+
+    def window(self) -> Window:
+        """The test window in nanoseconds; a ``--test-to`` without a time covers that day."""
+        start = parse_date(self.test_from, "--test-from")
+        end = None
+        if self.test_to is not None:
+            end = parse_date(self.test_to, "--test-to")
+            if end % ft.NS_PER_DAY == 0 and ":" not in self.test_to:
+                end += ft.NS_PER_DAY
+            if end <= start:
+                raise ConfigError("--test-to must come after --test-from")
+        return Window(start, end)
+
+
+def _roles(files: Mapping[str, Path], opts: DemandOptions) -> tuple[str, str]:
+    if len(files) != 2:
+        raise ConfigError(f"give exactly two parties (the target's owner and a weather "
+                          f"provider) with --party NAME=FILE; got {list(files)}")  # fmt: skip
+    if opts.target_party not in files:
+        raise ConfigError(f"--target names party {opts.target_party!r}, which has no --party file")
+    other = next(p for p in files if p != opts.target_party)
+    if opts.model != "ridge":
+        raise ConfigError(f"--model {opts.model!r} is not available; use ridge "
+                          "(SecureBoost is not part of veil yet)")  # fmt: skip
+    if opts.protocol not in THIRD:
+        raise ConfigError(f"--protocol must be semi2k or aby3, got {opts.protocol!r}")
+    if THIRD[opts.protocol] in files:
+        raise ConfigError(f"{THIRD[opts.protocol]!r} names the MPC's third party; rename yours")
+    return opts.target_party, other
+
+
+def check_inputs(files: Mapping[str, Path], opts: DemandOptions) -> dict[str, Series]:
+    """Read every file as its party would and fail early, naming party and file."""
+    utility, _ = _roles(files, opts)
+    window = opts.window()
+    parse_duration(opts.horizon)
+    series = {p: read_series(path, p, opts.time_col) for p, path in files.items()}
+    for s in series.values():
+        for c in s.table.columns:
+            s.numeric(c)  # every column is a feature or the target: all must be numeric
+    util = series[utility]
+    if util.times_ns[-1] < window.test_from or (
+        window.test_to is not None and window.test_to <= util.times_ns[0]
+    ):
+        raise DataError(
+            f"party {utility!r}: the test window lies outside {util.path} "
+            f"({util.quality.first} to {util.quality.last})"
+        )
+    if util.times_ns[0] >= window.test_from:
+        raise DataError(f"party {utility!r}: {util.path} has no rows before --test-from "
+                        f"{opts.test_from}; nothing to train on")  # fmt: skip
+    return series
+
+
+def pooled_check(series: Mapping[str, Series], opts: DemandOptions) -> dict[str, Any]:
+    """The same model on the pooled plaintext (a check, see module docstring)."""
+    utility, weather = _roles(series, opts)  # type: ignore[arg-type]
+    spec = ft.FeatureSpec(n_knots=opts.n_knots, degree=opts.degree, fourier_k=opts.fourier_k)
+    su, sw = series[utility], series[weather]
+    times = np.intersect1d(su.times_ns, sw.times_ns)
+    Xu, _, y, ok_u = utility_raw(su, times, opts.target, grid_step(times),
+                                 ft.lags_for_horizon(parse_duration(opts.horizon)))  # fmt: skip
+    cols, ok_w = weather_raw(sw, times)
+    train_pos, test_pos = opts.window().split(times, ok_u & ok_w)
+    rows = np.concatenate([train_pos, test_pos])
+    tr = np.arange(len(train_pos))
+    Zu, Fz, _ = utility_design(Xu, times, rows, tr, spec)
+    Zw, _ = weather_design(cols, rows, tr, spec)
+    X = np.concatenate([Zu, Zw, ft.pairwise_products(Zw, Fz)], axis=1)
+    w, b = ridge_plain(X[tr], y[rows][tr], opts.alpha)
+    pred = X[len(tr) :] @ w + b
+    return {"metrics": metrics(y[test_pos], pred), "forecast": pred,
+            "time": iso_times(times[test_pos])}  # fmt: skip
+
+
+def run(
+    files: Mapping[str, Path],
+    opts: DemandOptions,
+    out: Path,
+    *,
+    transport: Literal["memory", "grpc"] = "grpc",
+    seed: int = 0,
+    console: Any = None,
+) -> dict[str, Any]:
+    """Run the job over ``files`` ({party: CSV}), the check, and write ``out/``."""
+    from rich.console import Console
+
+    console = console or Console(stderr=True)
+    utility, weather = _roles(files, opts)
+    series = check_inputs(files, opts)
+    window = opts.window()
+    third = THIRD[opts.protocol]
+    parties = [utility, weather, third]
+    common = {
+        "utility": utility, "weather": weather, "third": third, "time_col": opts.time_col,
+        "target": opts.target, "test_from": window.test_from, "test_to": window.test_to,
+        "horizon_ns": parse_duration(opts.horizon), "protocol": opts.protocol,
+        "alpha": opts.alpha, "n_knots": opts.n_knots, "degree": opts.degree,
+        "fourier_k": opts.fourier_k,
+    }  # fmt: skip
+    params = {p: common | {"csv": str(files.get(p, ""))} for p in parties}
+    policy = RevealPolicy.from_mapping({"default": "deny", "rule": policy_rules(utility)},
+                                       source="demand job policy")  # fmt: skip
+    how = "processes, gRPC + mutual TLS" if transport == "grpc" else "threads, in memory"
+    console.print(f"[bold]joint demand model[/]: {', '.join(parties)} ({how}, {opts.protocol})"
+                  " — align, features, secure training, secure inference")  # fmt: skip
+    t = time.perf_counter()
+    res = simulate_detailed(demand_job, parties, transport=transport, params=params,
+                            per_party_params=True, policy=policy, seed=seed)  # fmt: skip
+    total = time.perf_counter() - t
+    mine = res.results[utility]
+    for stage, secs in mine["seconds"].items():
+        console.print(f"  {stage:<18} {secs:7.2f} s")
+    console.print("[bold]check[/]: pooled plaintext model on this machine (check only)")
+    t = time.perf_counter()
+    pooled = pooled_check(series, opts)
+    check_seconds = time.perf_counter() - t
+    test = mine["test"]
+    if pooled["time"] != test["time"]:
+        raise DataError("the pooled check aligned different test rows than the job (a bug)")
+    diff = np.abs(np.asarray(test["forecast"]) - pooled["forecast"])
+    report = {
+        "job": "demand", "transport": transport, "protocol": opts.protocol,
+        "parties": parties, "target": f"{utility}:{opts.target}",
+        "n_common": mine["n_common"], "n_train": mine["n_train"], "n_test": mine["n_test"],
+        "test_period": [test["time"][0], test["time"][-1]],
+        "models": {**mine["models"], "pooled_plaintext": pooled["metrics"]},
+        "joint_vs_pooled": {"max_abs_forecast_diff": float(diff.max()),
+                            "mape_diff_pp": abs(mine["models"]["joint_secure"]["mape"]
+                                                - pooled["metrics"]["mape"])},
+        "data_quality": mine["quality"], "unusable_rows": mine["unusable_rows"],
+        "bytes_sent": {p: s["bytes_sent"] for p, s in res.stats.items()},
+        "messages": {p: s["messages_sent"] for p, s in res.stats.items()},
+        "seconds": {**mine["seconds"], "pooled_check": check_seconds, "total_job": total},
+        "newton_schulz_steps": mine["ns_steps"], "features": mine["features"],
+        "options": asdict(opts), "policy": policy.to_mapping(),
+        "ledger": merge_ledgers(res.ledgers.values()),
+    }  # fmt: skip
+    write_outputs(out, report, test)
+    print_summary(console, report)
+    return report
+
+
+def write_outputs(out: Path, report: dict[str, Any], test: dict[str, Any]) -> None:
+    """``forecast.csv``, ``report.html`` then ``report.json`` (each atomic)."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["time", "actual", "forecast"])
+    for row in zip(test["time"], test["actual"], test["forecast"], strict=True):
+        w.writerow([row[0], f"{row[1]:.6g}", f"{row[2]:.6g}"])
+    sections = html_sections(report, test)  # figures first: errors surface before writing
+    write_atomic(out / "forecast.csv", buf.getvalue().encode())
+    write_html(out / "report.html", "veil — day-ahead demand forecast", sections)
+    write_json(out / "report.json", report)
+
+
+def html_sections(report: dict[str, Any], test: dict[str, Any]) -> list[tuple[str, str]]:
+    """The report's (heading, HTML) sections: the first test week (actual, joint secure,
+    utility only) and the tables. ``test`` has ``time``, ``actual``, ``forecast`` and optionally
+    ``utility_only`` (e.g. :func:`read_forecast` of a finished run)."""
+    plt = pyplot()
+    steps = max(1, len(test["time"]))
+    day = round(ft.NS_PER_DAY / max(1, _step_ns(test["time"])))
+    k = min(steps, 7 * day)
+    x = np.arange(k)
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    ax.plot(x, np.asarray(test["actual"])[:k], color="k", lw=1.2, label="actual")
+    ax.plot(x, np.asarray(test["forecast"])[:k], lw=1, label="joint secure")
+    if test.get("utility_only") is not None:
+        ax.plot(x, np.asarray(test["utility_only"])[:k], lw=1, ls="--", label="utility only")
+    ticks = list(range(0, k, day))
+    ax.set_xticks(ticks, [test["time"][i][:10] for i in ticks], fontsize=8)
+    ax.set(ylabel=report["target"], title="first week of the test period")
+    ax.legend(fontsize=8)
+    week = figure_png(fig)
+    models = [[m, v["mape"], v["rmse"]] for m, v in report["models"].items()]
+    stages = [[s, v] for s, v in report["seconds"].items()]
+    traffic = [[p, report["bytes_sent"][p], report["messages"][p]] for p in report["bytes_sent"]]
+    quality = [[p, *(q[c] for c in ("rows", "unparsable", "duplicated_rows", "gaps",
+                                     "step_minutes"))]
+               for p, q in report["data_quality"].items()]  # fmt: skip
+    reveals = [[e["party"], e["event"], e["tag"], e.get("from") or "device", ",".join(e["to"]),
+                str(e["value"].get("shape"))] for e in report["ledger"]]  # fmt: skip
+    sections = [
+        ("Models (test period)", table_html(["model", "MAPE %", "RMSE"], models)
+         + f'<p><img src="{week}"></p><p class=note>{report["n_common"]} common timestamps '
+         f"(private set intersection), {report['n_train']} training and {report['n_test']} "
+         "test rows. The joint model is trained and evaluated under MPC ("
+         + report["protocol"] + "); only the forecasts reach the utility. The pooled "
+         "plaintext model is a check computed on this machine only.</p>"),
+        ("Data quality (reported, not repaired)", table_html(
+            ["party", "rows", "unparsable times", "duplicated rows", "gaps", "step (min)"],
+            quality)),
+        ("Stages (seconds)", table_html(["stage", "seconds"], stages)),
+        ("Traffic", table_html(["party", "bytes sent", "messages sent"], traffic)),
+        ("Audit ledger: every reveal", table_html(
+            ["recorded by", "event", "tag", "from", "to", "shape"], reveals)),
+    ]  # fmt: skip
+    return sections
+
+
+def read_forecast(out: Path) -> dict[str, Any]:
+    """``out/forecast.csv`` of a finished run as ``{time, actual, forecast}``."""
+    import pandas as pd
+
+    df = pd.read_csv(out / "forecast.csv")
+    return {"time": df["time"].astype(str).tolist(), "actual": df["actual"].to_numpy(),
+            "forecast": df["forecast"].to_numpy()}  # fmt: skip
+
+
+def _step_ns(times: list[str]) -> int:
+    if len(times) < 2:
+        return ft.NS_PER_DAY
+    t = np.array(times[:2], dtype="datetime64[ns]").astype(np.int64)
+    return max(1, int(t[1] - t[0]))
+
+
+def print_summary(console: Any, report: dict[str, Any]) -> None:
+    """Models' MAPE/RMSE on the console."""
+    from rich.table import Table
+
+    table = Table(title=f"test period {report['test_period'][0]} … {report['test_period'][1]}")
+    for col in ("model", "MAPE %", "RMSE"):
+        table.add_column(col)
+    for name, m in report["models"].items():
+        table.add_row(name, f"{m['mape']:.3f}", f"{m['rmse']:.4f}")
+    console.print(table)
+
+
+__all__ = [
+    "MIN_TRAIN_ROWS",
+    "DemandOptions",
+    "check_inputs",
+    "html_sections",
+    "pooled_check",
+    "read_forecast",
+    "run",
+    "write_outputs",
+]
