@@ -180,7 +180,7 @@ def run(
 
 @app.command()
 def demo(
-    name: Annotated[str, typer.Argument(help="Which demo: risk, fl, portfolio.")] = "risk",
+    name: Annotated[str, typer.Argument(help="Which demo: risk, fl, load, portfolio.")] = "risk",
     out: Annotated[Path | None, typer.Option(help="Output folder (default out/<name>).")] = None,
     transport: Annotated[str, typer.Option(help="grpc (processes, mTLS) or memory.")] = "grpc",
     protocol: Annotated[str, typer.Option(help="risk: MPC protocol, semi2k or aby3.")] = "semi2k",
@@ -210,8 +210,12 @@ def demo(
             from veil.apps import fl_demo
 
             fl_demo.run_demo(folder, transport=transport)  # type: ignore[arg-type]
+        elif name == "load":
+            from veil.apps import load_demo
+
+            load_demo.run_demo(folder, transport=transport)  # type: ignore[arg-type]
         else:
-            raise ConfigError(f"unknown demo {name!r}; available: risk, fl, portfolio")
+            raise ConfigError(f"unknown demo {name!r}; available: risk, fl, load, portfolio")
 
 
 @app.command()
