@@ -21,12 +21,13 @@ ROUTES: dict[str, tuple[str, bool]] = {
     "secagg.": ("veil.bench.secagg", False),
     "fl.": ("veil.bench.fl", True),
     "lr.": ("veil.bench.lr", True),
+    "load": ("veil.bench.load", False),
     "link.": ("veil.bench.link", False),
     "tee": ("veil.bench.tee", False),
 }
 
 EXAMPLES = """Benchmarks: mpc.{matmul,mul,less,sigmoid,reciprocal,exp}, he.{encrypt,histogram},
-lr.train, psi.intersect, secagg.round, fl.round, link.{throughput,rtt}, tee.
+lr.train, psi.intersect, secagg.round, fl.round, link.{throughput,rtt}, tee, load.
 Options depend on the benchmark: `veil bench NAME --help`."""
 
 
