@@ -1,0 +1,1 @@
+"""Devices: virtual places a value can live on (MPC, HE, TEE)."""

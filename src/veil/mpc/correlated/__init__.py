@@ -1,0 +1,1 @@
+"""Sources of correlated randomness (Beaver triples, truncation pairs, masked bits)."""

@@ -1,0 +1,1 @@
+"""Nonlinear functions built on the protocols' kernels (comparison, exp/log, reciprocal, ...)."""

@@ -1,0 +1,1 @@
+"""aby3: 3-party replicated sharing, honest majority (see ``protocol``)."""

@@ -1,0 +1,1 @@
+"""ref: the plaintext oracle with the protocols' API (no privacy)."""
