@@ -21,13 +21,14 @@ ROUTES: dict[str, tuple[str, bool]] = {
     "secagg.": ("veil.bench.secagg", False),
     "fl.": ("veil.bench.fl", True),
     "lr.": ("veil.bench.lr", True),
+    "sb.": ("veil.bench.sb", True),
     "load": ("veil.bench.load", False),
     "link.": ("veil.bench.link", False),
     "tee": ("veil.bench.tee", False),
 }
 
 EXAMPLES = """Benchmarks: mpc.{matmul,mul,less,sigmoid,reciprocal,exp}, he.{encrypt,histogram},
-lr.train, psi.intersect, secagg.round, fl.round, link.{throughput,rtt}, tee, load.
+lr.train, sb.train, psi.intersect, secagg.round, fl.round, link.{throughput,rtt}, tee, load.
 Options depend on the benchmark: `veil bench NAME --help`."""
 
 

@@ -1,5 +1,6 @@
-"""Models trained across parties: secret-shared logistic regression (and later GLM, trees)."""
+"""Models trained across parties: secret-shared logistic and ridge regression, SecureBoost."""
 
+from veil.ml.secureboost import SecureBoost
 from veil.ml.sslr import SSLogisticRegression
 
-__all__ = ["SSLogisticRegression"]
+__all__ = ["SSLogisticRegression", "SecureBoost"]

@@ -148,10 +148,15 @@ class SecretTensor:
     def mean(
         self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False
     ) -> SecretTensor:
-        """Mean along ``axis`` (sum, then one public fixed-point product)."""
+        """Mean along ``axis``: the sum times ``2^-k`` (exact in fixed point), then times
+        ``2^k / n`` in [0.5, 1] (relative encoding error ≤ 2^-(frac_bits-1)). A single product
+        by ``1/n`` would lose ``n · 2^-frac_bits`` relative precision for large ``n``."""
         s = self.to_fxp().sum(axis=axis, keepdims=keepdims)
-        count = self.size // max(s.size, 1) if self.size else 1
-        return s * (1.0 / max(count, 1))
+        count = max(self.size // max(s.size, 1) if self.size else 1, 1)
+        k = max(count - 1, 0).bit_length()
+        if k == 0:
+            return s
+        return (s * 2.0**-k) * (2.0**k / count)
 
     # ------------------------------------------------------------ dtype
     def to_fxp(self) -> SecretTensor:

@@ -1,0 +1,507 @@
+"""SecureBoost training over a :class:`~veil.transport.base.Link`: label holder and feature
+holders (vertical: aligned rows, columns split by party).
+
+Per tree (Cheng et al., *SecureBoost*, 2019, with xgboost's ``hist`` rules):
+
+1. The label holder computes the logistic gradients ``g`` and hessians ``h`` of its sampled rows,
+   rounds them to fixed point (``2**-frac_bits``), packs ``(g, h)`` of a row into one ciphertext
+   (:class:`veil.he.SlotLayout`, with headroom for every sum below) and sends the ciphertexts and
+   the sampled row ids to every feature holder.
+2. Level by level, it asks each feature holder for the node histograms it needs: for a pair of
+   sibling nodes only the smaller child (the other is the parent minus it, in plaintext after
+   decryption). The request lists, for each sampled row, which requested node it belongs to.
+3. The feature holder sums the ciphertexts per (node, feature, bin) (:func:`veil.he.bucket_sum`,
+   re-randomized), turns them into cumulative left sums of every split candidate
+   (homomorphic additions), shuffles the candidates with a secret per-tree permutation and
+   sends them back.
+4. The label holder decrypts the candidate sums, computes the gains of its own candidates in
+   plaintext and of everyone's, and picks the best split of each node. For a feature holder's
+   split it sends the node's rows and the chosen (shuffled) candidate index; the owner maps it
+   to its feature and bin, stores the rule under an opaque split id and returns the left/right
+   partition of the node's rows. The model at the label holder stores only (owner, split id).
+5. Leaf weights ``-G/(H+λ)·η`` are computed by the label holder in plaintext.
+
+Threat model: semi-honest parties, no collusion between the label holder and a feature holder.
+NOT provably secure — it leaks, by design:
+
+* to every feature holder: the sampled rows of each tree, and the instance space (row set) of
+  every node whose histogram is requested — with the parent's row set, hence of every node of
+  every tree; the number of trees and the tree topology (children and which party owns each
+  split); the public key; not the labels, gradients, gains, leaf weights, other parties'
+  features, thresholds or split choices (beyond what the row sets imply);
+* to the owner of a split: the node's full row set and that its split was chosen;
+* to the label holder: for every node and every feature-holder candidate split, the sums of g
+  and of h of the rows left of the candidate (so per-bin sums, up to the per-tree shuffle of
+  candidates), the left/right partition of every split, each feature holder's number of
+  candidates per tree; never the features, feature ids or thresholds of other parties.
+
+Sums are exact: the fixed-point values are integers and the packing layout has headroom for
+``rows × max_bin`` values per slot (checked by :mod:`veil.he`, which raises instead of
+overflowing).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import veil.he as he
+from veil.core import wire
+from veil.errors import DataError, ProtocolError
+from veil.ml.secureboost.binning import apply_cuts, fit_cuts, n_bins
+from veil.ml.secureboost.params import BoostParams
+from veil.ml.secureboost.predict import LocalSplits, joint_leaves, margin_from_leaves, send_reach
+from veil.ml.secureboost.tree import (
+    Tree,
+    best_candidate,
+    candidate_index,
+    candidates_from_hist,
+    leaf_weight,
+    logistic_grad_hess,
+    sigmoid,
+)
+from veil.transport.base import Link
+
+Array = np.ndarray[Any, Any]
+
+
+@dataclass
+class LabelHolderModel:
+    """The label holder's model: trees with leaf values, its own splits, the base margin."""
+
+    trees: list[Tree]
+    splits: LocalSplits
+    base_margin: float
+    best_iteration: int
+    evals_result: list[float] = field(default_factory=list)
+    #: Label holder's wall seconds per phase: ``encrypt`` (g, h), ``wait`` (feature holders'
+    #: histograms, including transfer), ``decrypt``, ``split`` (gains and partitions).
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _send(link: Link, to: str, key: str, value: Any) -> None:
+    link.send_bytes(to, key, wire.encode_value(value))
+
+
+def _recv(link: Link, frm: str, key: str) -> Any:
+    return wire.decode_value(link.recv_bytes(frm, key))
+
+
+def _colsample(n_features: int, rate: float, rng: np.random.Generator) -> Array:
+    if n_features == 0:
+        return np.zeros(0, dtype=np.int64)
+    k = max(1, round(rate * n_features))
+    return np.sort(rng.choice(n_features, size=k, replace=False)).astype(np.int64)
+
+
+def _party_rng(params: BoostParams, party: str, tree: int) -> np.random.Generator:
+    return np.random.default_rng([params.seed, tree, int.from_bytes(party.encode()[:8], "little")])
+
+
+# ---------------------------------------------------------------------------- label holder
+@dataclass
+class _Node:
+    rows: Array  # all training rows in the node
+    srows: Array  # positions (in the tree's sample) of its sampled rows
+    depth: int
+    parent: int = -1
+    cands: dict[str, Array] = field(default_factory=dict)  # party -> (C, 2) int64 left sums
+
+
+class _LabelHolder:
+    def __init__(self, link: Link, prefix: str, fhs: list[str], X: Array | None, y: Array,
+                 params: BoostParams, keys: tuple[he.PublicKey, he.PrivateKey],
+                 workers: he.Workers) -> None:  # fmt: skip
+        self.link, self.key, self.fhs, self.p, self.workers = link, prefix, fhs, params, workers
+        self.me = link.party
+        self.y = np.asarray(y, dtype=np.float64).reshape(-1)
+        self.n = len(self.y)
+        Xm = np.zeros((self.n, 0)) if X is None else np.asarray(X, dtype=np.float64)
+        if Xm.shape[0] != self.n:
+            raise DataError(f"{self.me!r}: {Xm.shape[0]} feature rows but {self.n} labels")
+        cuts = fit_cuts(Xm, params.max_bin, party=self.me) if Xm.shape[1] else []
+        self.bins = apply_cuts(Xm, cuts, party=self.me) if cuts else np.zeros((self.n, 0), np.int32)
+        self.nb = n_bins(cuts)
+        self.splits = LocalSplits(self.me, cuts)
+        self.scale = 1 << params.frac_bits
+        self.pk, self.sk = keys
+        self.seconds: dict[str, float] = {}
+
+    def send_all(self, value: Any) -> None:
+        for fh in self.fhs:
+            _send(self.link, fh, f"{self.key}.cmd", value)
+
+    def tree(self, t: int, margin: Array) -> Tree:
+        p = self.p
+        rng = _party_rng(p, self.me, t)
+        g, h = logistic_grad_hess(self.y, margin)
+        if p.subsample < 1:
+            m = max(2, round(p.subsample * self.n))
+            sample = np.sort(rng.choice(self.n, size=m, replace=False))
+        else:
+            sample = np.arange(self.n)
+        m = len(sample)
+        # the feature holders take part in this tree (not in the first with first_tree_local)
+        self.active = [] if (t == 0 and p.first_tree_local) else self.fhs
+        pos = np.full(self.n, -1, dtype=np.int64)
+        pos[sample] = np.arange(m)
+        self.splits_nodes: dict[int, int] = {}
+        self.gs, self.hs = g[sample], h[sample]
+        self.gq = np.rint(self.gs * self.scale).astype(np.int64)
+        self.hq = np.rint(self.hs * self.scale).astype(np.int64)
+        layout = he.SlotLayout.for_sums(self.pk.plaintext_bits, 2, self.scale, m * p.max_bin)
+        t0 = time.perf_counter()
+        if self.active:
+            ct = he.encrypt(self.sk, np.stack([self.gq, self.hq], axis=1), layout=layout,
+                            value_bound=self.scale, workers=self.workers)  # fmt: skip
+            blob = he.dumps(ct)
+            for fh in self.active:
+                _send(self.link, fh, f"{self.key}.cmd", {"op": "grad", "rows": sample, "n": self.n})
+                self.link.send_bytes(fh, f"{self.key}.ct", blob)
+        self._tick("encrypt", t0)
+        self.feats = _colsample(len(self.nb), p.colsample_bytree, rng)
+        self.cand_f, self.cand_k = candidate_index(self.nb[self.feats])
+        self.cand_f = self.feats[self.cand_f] if len(self.cand_f) else self.cand_f
+        tree = Tree()
+        nodes = {tree.add_node(): _Node(np.arange(self.n), np.arange(m), 0)}
+        open_ids = [0] if self._can_split(nodes[0]) else []
+        while open_ids:
+            self._histograms(nodes, open_ids)
+            nxt: list[int] = []
+            t0 = time.perf_counter()
+            chosen = self._choose(nodes, open_ids)
+            parts = self._partition(nodes, chosen, tree)
+            self._tick("split", t0)
+            for nid, (left_mask, owner, sid) in parts.items():
+                node = nodes[nid]
+                tree.owner[nid], tree.split_id[nid] = owner, sid
+                for side, mask in ((0, left_mask), (1, ~left_mask)):
+                    cid = tree.add_node()
+                    (tree.left if side == 0 else tree.right)[nid] = cid
+                    rows = node.rows[mask]
+                    srows = pos[rows]
+                    child = _Node(rows, srows[srows >= 0], node.depth + 1, parent=nid)
+                    nodes[cid] = child
+                    if self._can_split(child):
+                        nxt.append(cid)
+            open_ids = nxt
+        for leaf in tree.leaves:
+            node = nodes[leaf]
+            G, H = float(self.gs[node.srows].sum()), float(self.hs[node.srows].sum())
+            tree.value[leaf] = p.learning_rate * leaf_weight(G, H, p.reg_lambda)
+            margin[node.rows] += tree.value[leaf]
+        return tree
+
+    def _tick(self, phase: str, start: float) -> float:
+        now = time.perf_counter()
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - start
+        return now
+
+    def _can_split(self, node: _Node) -> bool:
+        p = self.p
+        heavy = float(self.hq[node.srows].sum()) / self.scale >= 2 * p.min_child_weight
+        return node.depth < p.max_depth and len(node.srows) >= 2 and heavy
+
+    def _histograms(self, nodes: dict[int, _Node], open_ids: list[int]) -> None:
+        """Fill ``cands`` of every open node: own in plaintext, feature holders' decrypted."""
+        compute: list[int] = []
+        derive: list[tuple[int, int]] = []  # (node, computed sibling)
+        seen: set[int] = set()
+        for nid in open_ids:
+            if nid in seen:
+                continue
+            par = nodes[nid].parent
+            sib = [s for s in open_ids if s != nid and nodes[s].parent == par and par >= 0]
+            if sib:
+                a, b = nid, sib[0]
+                small, big = (a, b) if len(nodes[a].srows) <= len(nodes[b].srows) else (b, a)
+                compute.append(small)
+                derive.append((big, small))
+                seen.update((a, b))
+            else:
+                compute.append(nid)
+                seen.add(nid)
+        for nid in open_ids:
+            nodes[nid].cands[self.me] = self._own_cands(nodes[nid].srows)
+        if not self.active:
+            return
+        slot = np.full(len(self.gq), -1, dtype=np.int32)
+        for j, nid in enumerate(compute):
+            slot[nodes[nid].srows] = j
+        self.send_all({"op": "hist", "slot": slot, "k": len(compute)})
+        for fh in self.active:
+            t0 = time.perf_counter()
+            ct = he.loads(self.link.recv_bytes(fh, f"{self.key}.hist"), self.pk, sender=fh)
+            t0 = self._tick("wait", t0)
+            if ct.shape[:1] != (len(compute),):
+                raise ProtocolError(
+                    f"{fh!r} sent {ct.shape} candidate sums for {len(compute)} nodes"
+                )
+            sums = he.decrypt_ints(self.sk, ct, workers=self.workers).astype(np.int64)
+            self._tick("decrypt", t0)
+            for j, nid in enumerate(compute):
+                nodes[nid].cands[fh] = sums[j]
+        for big, small in derive:
+            parent = nodes[nodes[big].parent]
+            for fh in self.active:
+                nodes[big].cands[fh] = parent.cands[fh] - nodes[small].cands[fh]
+        for nid in open_ids:  # parents' sums are no longer needed
+            if nodes[nid].parent >= 0:
+                nodes[nodes[nid].parent].cands = {}
+
+    def _own_cands(self, srows: Array) -> Array:
+        if len(self.feats) == 0:
+            return np.zeros((0, 2), dtype=np.int64)
+        width = int(self.nb[self.feats].max())
+        hist = np.zeros((len(self.feats), width, 2), dtype=np.int64)
+        b = self.bins[srows]
+        for j, f in enumerate(self.feats):
+            hist[j, :, 0] = np.bincount(b[:, f], weights=self.gq[srows], minlength=width)
+            hist[j, :, 1] = np.bincount(b[:, f], weights=self.hq[srows], minlength=width)
+        left, _, _ = candidates_from_hist(hist, self.nb[self.feats])
+        return np.asarray(left, dtype=np.int64)
+
+    def _choose(self, nodes: dict[int, _Node], open_ids: list[int]) -> dict[int, tuple[str, int]]:
+        out: dict[int, tuple[str, int]] = {}
+        s = float(self.scale)
+        for nid in open_ids:
+            node = nodes[nid]
+            G, H = float(self.gq[node.srows].sum()) / s, float(self.hq[node.srows].sum()) / s
+            best: tuple[float, str, int] | None = None
+            for party in (self.me, *self.active):
+                c = node.cands[party]
+                r = best_candidate(c[:, 0] / s, c[:, 1] / s, G, H, self.p.tree)
+                if r is not None and (best is None or r[1] > best[0]):
+                    best = (r[1], party, r[0])
+            if best is not None:
+                out[nid] = (best[1], best[2])
+        return out
+
+    def _partition(self, nodes: dict[int, _Node], chosen: dict[int, tuple[str, int]],
+                   tree: Tree) -> dict[int, tuple[Array, str, int]]:  # fmt: skip
+        out: dict[int, tuple[Array, str, int]] = {}
+        asks: dict[str, list[dict[str, Any]]] = {fh: [] for fh in self.fhs}
+        for nid, (party, c) in chosen.items():
+            rows = nodes[nid].rows
+            if party == self.me:
+                f, k = int(self.cand_f[c]), int(self.cand_k[c])
+                sid = self.splits.add_split(f, k)
+                self.splits_nodes[nid] = sid
+                out[nid] = (self.bins[rows, f] <= k, self.me, sid)
+            else:
+                asks[party].append({"node": nid, "cand": c, "rows": rows})
+        for fh in self.fhs:
+            if asks[fh]:
+                _send(self.link, fh, f"{self.key}.cmd", {"op": "split", "items": asks[fh]})
+        for fh in self.fhs:
+            if not asks[fh]:
+                continue
+            reply = _recv(self.link, fh, f"{self.key}.splitted")
+            if not isinstance(reply, list) or len(reply) != len(asks[fh]):
+                raise ProtocolError(f"{fh!r} answered {len(reply)} of {len(asks[fh])} splits")
+            for ask, (sid, packed) in zip(asks[fh], reply, strict=True):
+                n_rows, bits = len(ask["rows"]), np.asarray(packed)
+                if bits.dtype != np.uint8 or bits.shape != ((n_rows + 7) // 8,):
+                    raise ProtocolError(f"{fh!r} sent a malformed partition of node {ask['node']}")
+                mask = np.unpackbits(bits, count=n_rows).astype(bool)
+                if not mask.any() or mask.all():
+                    raise ProtocolError(f"{fh!r} returned an empty side for node {ask['node']}")
+                out[int(ask["node"])] = (mask, fh, int(sid))
+        return out
+
+
+def train_label_holder(
+    link: Link,
+    prefix: str,
+    feature_holders: list[str],
+    X: Array | None,
+    y: Array,
+    params: BoostParams,
+    *,
+    eval_set: tuple[Array | None, Array] | None = None,
+) -> LabelHolderModel:
+    """Label holder's side of training (see module docstring). ``X`` is its own feature block
+    (or ``None``), ``y`` the 0/1 labels of the aligned rows; ``eval_set`` its validation block
+    and labels for early stopping (the feature holders pass theirs)."""
+    p = params
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if not np.isin(y, (0.0, 1.0)).all():
+        raise DataError(f"{link.party!r}: SecureBoost needs 0/1 labels")
+    keys = he.keygen(p.scheme, p.key_bits, insecure=p.insecure)
+    with he.Workers(p.workers, keys=(keys[0],), owner_keys=(keys[1],)) as workers:
+        lh = _LabelHolder(link, prefix, list(feature_holders), X, y, p, keys, workers)
+        for fh in lh.fhs:
+            link.send_bytes(fh, f"{prefix}.pk", he.encode_public_key(lh.pk))
+        mean = float(y.mean()) if p.base_score is None else p.base_score
+        mean = min(max(mean, 1e-6), 1 - 1e-6)
+        base = float(np.log(mean / (1 - mean)))
+        margin = np.full(lh.n, base)
+        val_bins = val_margin = yv = None
+        if eval_set is not None:
+            yv = np.asarray(eval_set[1], dtype=np.float64).reshape(-1)
+            val_bins = lh.splits.binned(eval_set[0], len(yv))
+            val_margin = np.full(len(yv), base)
+        trees: list[Tree] = []
+        losses: list[float] = []
+        best = 0
+        for t in range(p.n_estimators):
+            tree = lh.tree(t, margin)
+            trees.append(tree)
+            topo = tree.topology()
+            lh.splits.nodes.append(dict(lh.splits_nodes))
+            lh.splits.lefts.append(topo["left"])
+            lh.splits.rights.append(topo["right"])
+            lh.send_all({"op": "tree", **topo})
+            if val_bins is not None and val_margin is not None and yv is not None:
+                lh.send_all({"op": "eval"})
+                reach = joint_leaves(link, f"{prefix}.eval", lh.fhs, lh.splits, val_bins,
+                                     range(t, t + 1))  # fmt: skip
+                leaves = tree.leaves
+                val_margin += margin_from_leaves(reach, np.array([tree.value[i] for i in leaves]),
+                                                 [len(leaves)])  # fmt: skip
+                losses.append(_logloss(yv, val_margin))
+                if losses[-1] < losses[best]:
+                    best = t
+                if p.early_stopping_rounds is not None and t - best >= p.early_stopping_rounds:
+                    break
+            else:
+                best = t
+        n_keep = best + 1 if p.early_stopping_rounds is not None else len(trees)
+        lh.send_all({"op": "stop", "n_trees": n_keep})
+    lh.splits.truncate(n_keep)
+    return LabelHolderModel(trees[:n_keep], lh.splits, base, n_keep - 1, losses, lh.seconds)
+
+
+def _logloss(y: Array, margin: Array) -> float:
+    p = np.clip(sigmoid(margin), 1e-15, 1 - 1e-15)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+# --------------------------------------------------------------------------- feature holder
+def train_feature_holder(
+    link: Link,
+    prefix: str,
+    label_holder: str,
+    X: Array,
+    params: BoostParams,
+    *,
+    X_eval: Array | None = None,
+) -> LocalSplits:
+    """Feature holder's side of training: answer the label holder's requests until it stops.
+    Returns this party's splits and the tree topologies (for :mod:`.predict`)."""
+    me, lh, p = link.party, label_holder, params
+    Xm = np.asarray(X, dtype=np.float64)
+    cuts = fit_cuts(Xm, p.max_bin, party=me)
+    bins = apply_cuts(Xm, cuts, party=me)
+    nb = n_bins(cuts)
+    splits = LocalSplits(me, cuts)
+    val_bins = splits.binned(X_eval, 0 if X_eval is None else len(X_eval))
+    pk = he.decode_public_key(link.recv_bytes(lh, f"{prefix}.pk"))
+    ct: he.CiphertextArray | None = None
+    sample = np.zeros(0, dtype=np.int64)
+    feats = cand_f = cand_k = perm = np.zeros(0, dtype=np.int64)
+    node_split: dict[int, int] = {}
+    tree_no = 0
+    with he.Workers(p.workers, keys=(pk,)) as workers:
+        while True:
+            cmd = _recv(link, lh, f"{prefix}.cmd")
+            op = cmd.get("op") if isinstance(cmd, dict) else None
+            if op == "grad":
+                if int(cmd["n"]) != len(bins):
+                    raise DataError(
+                        f"{me!r} passed {len(bins)} training rows but the label holder {lh!r} has "
+                        f"{int(cmd['n'])}: every party must pass its block of the same aligned rows"
+                    )
+                sample = np.asarray(cmd["rows"], dtype=np.int64)
+                if sample.ndim != 1 or (
+                    len(sample) and (sample.min() < 0 or sample.max() >= len(bins))
+                ):
+                    raise ProtocolError(f"{lh!r} sent sampled rows outside [0, {len(bins)})")
+                ct = he.loads(link.recv_bytes(lh, f"{prefix}.ct"), pk, sender=lh)
+                if ct.shape != (len(sample),):
+                    raise ProtocolError(
+                        f"{lh!r} sent {ct.shape} ciphertexts for {len(sample)} rows"
+                    )
+                feats = _colsample(len(nb), p.colsample_bytree, _party_rng(p, me, tree_no))
+                feats = feats[nb[feats] > 1]
+                cand_f, cand_k = candidate_index(nb[feats])
+                perm = np.array(_secret_permutation(len(cand_f)), dtype=np.int64)
+                node_split = {}
+            elif op == "hist":
+                if ct is None:
+                    raise ProtocolError(f"{lh!r} asked for histograms before sending gradients")
+                _send_hist(link, prefix, lh, ct, bins[sample], cmd, feats, nb, cand_f, cand_k,
+                           perm, workers)  # fmt: skip
+            elif op == "split":
+                reply = []
+                for ask in cmd["items"]:
+                    j = int(ask["cand"])
+                    if not 0 <= j < len(perm):
+                        raise ProtocolError(f"{lh!r} chose candidate {j} of {len(perm)}")
+                    f, k = int(feats[cand_f[perm[j]]]), int(cand_k[perm[j]])
+                    sid = splits.add_split(f, k)
+                    node_split[int(ask["node"])] = sid
+                    rows = np.asarray(ask["rows"], dtype=np.int64)
+                    reply.append((sid, np.packbits(bins[rows, f] <= k)))
+                _send(link, lh, f"{prefix}.splitted", reply)
+            elif op == "tree":
+                splits.nodes.append(node_split)
+                splits.lefts.append(np.asarray(cmd["left"], dtype=np.int64))
+                splits.rights.append(np.asarray(cmd["right"], dtype=np.int64))
+                tree_no += 1
+                ct = None
+            elif op == "eval":
+                send_reach(link, f"{prefix}.eval", lh, splits, val_bins,
+                           range(tree_no - 1, tree_no))  # fmt: skip
+            elif op == "stop":
+                splits.truncate(int(cmd["n_trees"]))
+                return splits
+            else:
+                raise ProtocolError(f"unexpected SecureBoost message {op!r} from {lh!r}")
+
+
+def _secret_permutation(n: int) -> list[int]:
+    """A uniformly random permutation from the OS CSPRNG (hides candidate order)."""
+    out = list(range(n))
+    for i in range(n - 1, 0, -1):
+        j = secrets.randbelow(i + 1)
+        out[i], out[j] = out[j], out[i]
+    return out
+
+
+def _send_hist(link: Link, prefix: str, lh: str, ct: he.CiphertextArray, bins: Array,
+               cmd: dict[str, Any], feats: Array, nb: Array, cand_f: Array, cand_k: Array,
+               perm: Array, workers: he.Workers) -> None:  # fmt: skip
+    """Encrypted, shuffled cumulative candidate sums of the requested nodes."""
+    slot = np.asarray(cmd["slot"], dtype=np.int64)
+    k = int(cmd["k"])
+    if slot.shape != (len(bins),) or k < 1 or slot.max(initial=-1) >= k:
+        raise ProtocolError(f"{lh!r} sent a malformed histogram request")
+    sel = np.flatnonzero(slot >= 0)
+    C = len(cand_f)
+    if C == 0 or len(sel) == 0:
+        empty = np.empty((k, C), dtype=object)
+        out = he.CiphertextArray(ct.pk, empty, layout=ct.layout, bound=ct.bound)
+        link.send_bytes(lh, f"{prefix}.hist", he.dumps(out))
+        return
+    width = int(nb[feats].max())
+    # One bucket sum per node (width buckets): large nodes then take veil.he's two-features-
+    # at-once path, about half the multiplications of one call over k * width buckets.
+    parts = []
+    for j in range(k):
+        rows = np.flatnonzero(slot == j)
+        parts.append(he.bucket_sum(ct[rows], bins[rows][:, feats], width, workers=workers))
+    data = np.stack([h.data for h in parts], axis=1)  # (F, k, width)
+    hist = he.CiphertextArray(ct.pk, data, layout=ct.layout, bound=max(h.bound for h in parts))
+    cols = [hist[:, :, 0]]
+    for b in range(1, width - 1):
+        cols.append(cols[-1] + hist[:, :, b])
+    cum = np.stack([c.data for c in cols], axis=2)  # (F, k, width-1) left sums
+    bound = max(c.bound for c in cols)
+    data = cum[cand_f, :, cand_k].T[:, perm]  # (k, C) in shuffled order
+    out = he.CiphertextArray(ct.pk, np.ascontiguousarray(data), layout=ct.layout, bound=bound)
+    link.send_bytes(lh, f"{prefix}.hist", he.dumps(out))
