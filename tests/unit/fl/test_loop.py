@@ -168,10 +168,17 @@ def dp_job(ctx, mode="secure", rounds=4, epsilon=5.0, extra_rounds=0):
         dp=DPConfig(epsilon=epsilon, delta=1e-5, clip_norm=1.0),
     )
     data = None if ctx.party == "server" else DATA[ctx.party]
-    res = federated_fit(ctx, LogisticModel(5), server="server", clients=CLIENTS, data=data,
-                        config=cfg)
-    return {"params": res.params, "final": res.final_metrics, "history": res.history,
-            "epsilon": res.epsilon, "delta": res.delta, "ledger": ctx.ledger.entries()}
+    res = federated_fit(
+        ctx, LogisticModel(5), server="server", clients=CLIENTS, data=data, config=cfg
+    )
+    return {
+        "params": res.params,
+        "final": res.final_metrics,
+        "history": res.history,
+        "epsilon": res.epsilon,
+        "delta": res.delta,
+        "ledger": ctx.ledger.entries(),
+    }
 
 
 @pytest.mark.parametrize("mode", ["secure", "plain"])
@@ -204,10 +211,47 @@ def test_budget_refuses_extra_rounds():
     from veil.errors import PrivacyBudgetExceeded
     from veil.fl.private import DPConfig, DPRound
 
-    dpr = DPRound(DPConfig(epsilon=1.0, delta=1e-5), rounds=2, n_per_round=3, dim=6,
-                  distributed=True)
+    dpr = DPRound(
+        DPConfig(epsilon=1.0, delta=1e-5), rounds=2, n_per_round=3, dim=6, distributed=True
+    )
     budget = dpr.budget()
     for _ in range(2):
         budget.spend(dpr.worst_event())
     with pytest.raises(PrivacyBudgetExceeded):
         budget.check(dpr.worst_event())
+
+
+def sampling_job(ctx, fraction=0.5, min_clients=2, patience=None, rounds=6):
+    cfg = FLConfig(
+        rounds=rounds,
+        local=LocalTraining(epochs=1, batch_size=16, lr=0.2),
+        aggregation=Aggregation.SECURE,
+        eval_bins=50,
+        fraction_fit=fraction,
+        min_fit_clients=min_clients,
+        patience=patience,
+        min_delta=10.0,
+    )
+    data = None if ctx.party == "server" else DATA[ctx.party]
+    res = federated_fit(
+        ctx, LogisticModel(5), server="server", clients=CLIENTS, data=data, config=cfg
+    )
+    return {"history": res.history, "stopped": res.stopped_early}
+
+
+def test_client_sampling_is_reproducible_and_respects_the_minimum():
+    a = veil.simulate(sampling_job, PARTIES, params={"fraction": 0.3, "min_clients": 2})
+    b = veil.simulate(sampling_job, PARTIES, params={"fraction": 0.3, "min_clients": 2})
+    hist = a["server"]["history"]
+    assert [h["clients"] for h in hist] == [2] * 6  # ceil(0.3 * 3) = 1 < min 2
+    assert hist == [
+        dict(h, server_seconds=x["server_seconds"])
+        for h, x in zip(b["server"]["history"], hist, strict=True)
+    ]
+
+
+def test_early_stopping_ends_the_run():
+    # min_delta=10 means no round ever "improves" enough: stop after `patience` rounds
+    out = veil.simulate(sampling_job, PARTIES, params={"fraction": 1.0, "patience": 2})
+    assert out["c1"]["stopped"] is True
+    assert len(out["server"]["history"]) == 3  # the first sets the best, two more without gain
