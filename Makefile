@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,ml,tee,dp,torch,gwas]'
+	$(BIN)/python -m pip install -q -e '.[dev,ml,tee,dp,torch,gwas,psi-fast]'
 	# SimBench's load profiles (ODbL data, read from the package at run time; its dependency
 	# pandapower would downgrade pandas and is not needed to read the profiles)
 	$(BIN)/python -m pip install -q --no-deps simbench==1.6.3
