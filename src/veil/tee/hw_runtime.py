@@ -23,13 +23,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, Protocol
 
 from veil.errors import ProtocolError, RevealDenied
 from veil.tee.anchors import TrustAnchors
 from veil.tee.attesters import Evidence
 from veil.tee.binding import report_data
+from veil.tee.enclave_client import EnclaveClient
 from veil.tee.program import ProgramBundle
 from veil.tee.sim_worker import SimEnclaveState, load_program
 from veil.tee.verify import verify_evidence
@@ -64,7 +64,7 @@ class _HardwareState(SimEnclaveState):
         }
 
 
-class HardwareEnclave:
+class HardwareEnclave(EnclaveClient):
     """The enclave of the ``hardware`` runtime (same host-facing API as ``SimEnclave``).
 
     Parameters
@@ -133,81 +133,9 @@ class HardwareEnclave:
         """Evidence, session public key, platform and collateral for one relying party."""
         return self._request({"op": "attest", "session_id": session_id, "nonce": nonce})
 
-    def put(
-        self, session_id: bytes, sealed: bytes, *, job_id: str, input_name: str, owner: str
-    ) -> None:
-        """Open and keep an input sealed by its owner (see ``SimEnclave.put``)."""
-        self._request(
-            {
-                "op": "put",
-                "session_id": session_id,
-                "sealed": sealed,
-                "job_id": job_id,
-                "input_name": input_name,
-                "owner": owner,
-            }
-        )
-
-    def apply(
-        self,
-        session_id: bytes,
-        function: str,
-        args: list[str | None],
-        public: bytes,
-        *,
-        output_name: str,
-    ) -> tuple[tuple[int, ...], str]:
-        """Run a registered function inside (see ``SimEnclave.apply``)."""
-        reply = self._request(
-            {
-                "op": "apply",
-                "session_id": session_id,
-                "function": function,
-                "args": args,
-                "public": public,
-                "output_name": output_name,
-            }
-        )
-        return tuple(int(d) for d in reply["shape"]), str(reply["dtype"])
-
-    def release(
-        self,
-        session_id: bytes,
-        value: str,
-        *,
-        job_id: str,
-        output_name: str,
-        recipients: dict[str, bytes],
-        approvals: dict[str, bytes],
-    ) -> dict[str, bytes]:
-        """Seal a value to recipients under the owners' policies (see ``SimEnclave.release``)."""
-        reply = self._request(
-            {
-                "op": "release",
-                "session_id": session_id,
-                "value": value,
-                "job_id": job_id,
-                "output_name": output_name,
-                "recipients": recipients,
-                "approvals": approvals,
-            }
-        )
-        return {str(k): bytes(v) for k, v in dict(reply["results"]).items()}
-
     def close(self) -> None:
         """Drop every session's keys and values."""
         self._state.sessions.clear()
-
-    def __enter__(self) -> HardwareEnclave:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 __all__ = ["Attester", "CollateralFetcher", "HardwareEnclave"]

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from types import TracebackType
 from typing import Any, cast
 
 from veil.core.wire import decode_value, encode_value
 from veil.errors import ProtocolError, RevealDenied
+from veil.tee.enclave_client import EnclaveClient
 from veil.tee.program import ProgramBundle
 from veil.tee.sim import SimRoot
 from veil.tee.sim_worker import read_frame, write_frame
 
 
-class SimEnclave:
+class SimEnclave(EnclaveClient):
     """A simulated enclave process running one program bundle.
 
     Parameters
@@ -80,21 +80,6 @@ class SimEnclave:
         reply = self._request({"op": "attest", "session_id": session_id, "nonce": nonce})
         return {k: reply[k] for k in ("evidence", "public_key", "platform", "collateral")}
 
-    def put(
-        self, session_id: bytes, sealed: bytes, *, job_id: str, input_name: str, owner: str
-    ) -> None:
-        """Relay an input sealed by its owner; the enclave opens it or refuses."""
-        self._request(
-            {
-                "op": "put",
-                "session_id": session_id,
-                "sealed": sealed,
-                "job_id": job_id,
-                "input_name": input_name,
-                "owner": owner,
-            }
-        )
-
     def call(
         self,
         session_id: bytes,
@@ -119,62 +104,6 @@ class SimEnclave:
         )
         return {str(k): bytes(v) for k, v in dict(reply["results"]).items()}
 
-    def apply(
-        self,
-        session_id: bytes,
-        function: str,
-        args: list[str | None],
-        public: bytes,
-        *,
-        output_name: str,
-    ) -> tuple[tuple[int, ...], str]:
-        """Run ``function`` inside; the result stays in the enclave as ``output_name``.
-
-        ``args`` names enclave values (``None`` where the argument is public); ``public`` is
-        the :func:`veil.core.wire.encode_value` of ``{"args": [...], "kwargs": {...}}``.
-        Returns the result's shape and dtype (the only things the host learns about it).
-        """
-        reply = self._request(
-            {
-                "op": "apply",
-                "session_id": session_id,
-                "function": function,
-                "args": args,
-                "public": public,
-                "output_name": output_name,
-            }
-        )
-        return tuple(int(d) for d in reply["shape"]), str(reply["dtype"])
-
-    def release(
-        self,
-        session_id: bytes,
-        value: str,
-        *,
-        job_id: str,
-        output_name: str,
-        recipients: dict[str, bytes],
-        approvals: dict[str, bytes],
-    ) -> dict[str, bytes]:
-        """Ask the enclave to seal ``value`` to ``recipients`` (name → result key).
-
-        The enclave checks every contributing owner's sealed release policy and approval
-        (:func:`veil.tee.release.check_release`) and refuses otherwise (:class:`ProtocolError`
-        naming the refusal).
-        """
-        reply = self._request(
-            {
-                "op": "release",
-                "session_id": session_id,
-                "value": value,
-                "job_id": job_id,
-                "output_name": output_name,
-                "recipients": recipients,
-                "approvals": approvals,
-            }
-        )
-        return {str(k): bytes(v) for k, v in dict(reply["results"]).items()}
-
     def close(self) -> None:
         """Stop the process (closing its input ends its loop)."""
         if self._proc.stdin is not None and not self._proc.stdin.closed:
@@ -186,17 +115,6 @@ class SimEnclave:
             self._proc.wait()
         if self._proc.stdout is not None:
             self._proc.stdout.close()
-
-    def __enter__(self) -> SimEnclave:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 __all__ = ["SimEnclave"]
