@@ -35,6 +35,7 @@ import gmpy2
 
 from veil.errors import ConfigError, ProtocolError
 from veil.he.fixedbase import FixedBaseTable
+from veil.he.group_ops import GroupOps
 from veil.he.keys import (
     PrivateKey,
     PublicKey,
@@ -144,7 +145,7 @@ def keygen(key_bits: int = 2048, *, insecure: bool = False) -> tuple[PublicKey, 
             continue
 
 
-class OUEncryptor:
+class OUEncryptor(GroupOps):
     """Encryption and public homomorphic operations under one OU public key.
 
     Holds fixed-base tables of ``G``, ``G^-1`` (plaintext exponents) and ``H`` (randomness).
@@ -186,26 +187,6 @@ class OUEncryptor:
         noise = self._h.pow_many([random_bits(self.pk.r_bits) for _ in ms])
         mod = self.modulus
         return [g * z % mod for g, z in zip(self.plain_many(ms), noise, strict=True)]
-
-    def add(self, a: int, b: int) -> Any:
-        """Enc(x) * Enc(y) = Enc(x + y)."""
-        return a * b % self.modulus
-
-    def add_plain(self, c: int, m: int) -> Any:
-        """Enc(x) * G^m = Enc(x + m) (same randomness: re-randomize before sending)."""
-        return c * self.plain(m) % self.modulus
-
-    def mul_plain(self, c: int, k: int) -> Any:
-        """Enc(x)^k = Enc(k*x) for a signed integer ``k``."""
-        return gmpy2.powmod(c, int(k), self.modulus)
-
-    def neg(self, c: int) -> Any:
-        """Enc(x)^-1 = Enc(-x)."""
-        return gmpy2.invert(c, self.modulus)
-
-    def rerandomize(self, c: int) -> Any:
-        """Multiply by a fresh ``H^r``: same plaintext, unlinkable ciphertext."""
-        return c * self.noise() % self.modulus
 
 
 class OUDecryptor:

@@ -36,6 +36,7 @@ import gmpy2
 
 from veil.errors import ConfigError, ProtocolError
 from veil.he.fixedbase import FixedBaseTable
+from veil.he.group_ops import GroupOps
 from veil.he.keys import (
     PrivateKey,
     PublicKey,
@@ -133,7 +134,7 @@ def keygen(
     return keypair_from_primes(p, q, x, r_bits=default_r_bits(key_bits, randomness))
 
 
-class PaillierEncryptor:
+class PaillierEncryptor(GroupOps):
     """Encryption and public homomorphic operations under one Paillier-DJN public key.
 
     Builds the fixed-base table of ``h_s`` once (``r_bits/8`` rows of 256 residues mod ``n^2``).
@@ -167,26 +168,6 @@ class PaillierEncryptor:
         noise = self._table.pow_many([random_bits(rb) for _ in ms])
         mod = self.modulus
         return [self.plain(m) * z % mod for m, z in zip(ms, noise, strict=True)]
-
-    def add(self, a: int, b: int) -> Any:
-        """Enc(x) * Enc(y) = Enc(x + y)."""
-        return a * b % self.modulus
-
-    def add_plain(self, c: int, m: int) -> Any:
-        """Enc(x) * (1 + m*n) = Enc(x + m) (same randomness: re-randomize before sending)."""
-        return c * self.plain(m) % self.modulus
-
-    def mul_plain(self, c: int, k: int) -> Any:
-        """Enc(x)^k = Enc(k*x) for a signed integer ``k`` (``k < 0`` through the inverse)."""
-        return gmpy2.powmod(c, int(k), self.modulus)
-
-    def neg(self, c: int) -> Any:
-        """Enc(x)^-1 = Enc(-x)."""
-        return gmpy2.invert(c, self.modulus)
-
-    def rerandomize(self, c: int) -> Any:
-        """Multiply by a fresh ``h_s^r``: same plaintext, unlinkable ciphertext."""
-        return c * self.noise() % self.modulus
 
 
 class PaillierDecryptor:
