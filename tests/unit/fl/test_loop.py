@@ -255,3 +255,33 @@ def test_early_stopping_ends_the_run():
     out = veil.simulate(sampling_job, PARTIES, params={"fraction": 1.0, "patience": 2})
     assert out["c1"]["stopped"] is True
     assert len(out["server"]["history"]) == 3  # the first sets the best, two more without gain
+
+
+class PoisonedModel(LogisticModel):
+    """A client whose local training returns a wildly wrong model (a poisoning attempt)."""
+
+    def fit_local(self, params, X, y, opts, rng, *, correction=None):
+        new, steps = super().fit_local(params, X, y, opts, rng, correction=correction)
+        return new + 50.0, steps
+
+
+def poison_job(ctx, mode):
+    cfg = FLConfig(
+        rounds=3,
+        local=LocalTraining(epochs=1, batch_size=16, lr=0.2),
+        aggregation=Aggregation(mode),
+        eval_bins=50,
+    )
+    model = PoisonedModel(5) if ctx.party == "c3" else LogisticModel(5)
+    data = None if ctx.party == "server" else DATA[ctx.party]
+    return federated_fit(ctx, model, server="server", clients=CLIENTS, data=data, config=cfg).params
+
+
+def test_median_resists_a_poisoned_client_where_plain_does_not():
+    clean = veil.simulate(fl_job, PARTIES, params={"mode": "plain", "rounds": 3})["server"][
+        "params"
+    ]
+    plain = veil.simulate(poison_job, PARTIES, params={"mode": "plain"})["server"]
+    median = veil.simulate(poison_job, PARTIES, params={"mode": "median"})["server"]
+    assert np.linalg.norm(plain - clean) > 20  # the poison moves FedAvg far away
+    assert np.linalg.norm(median - clean) < 2  # the coordinate-wise median ignores it
