@@ -279,4 +279,29 @@ class DealerSource:
         return b_i, a_i
 
 
-__all__ = ["DealerSource"]
+def finish_trunc_pair(c: Arr, rt: Arr, m: Arr, bits: int, *, leader: bool) -> Arr:
+    """A party's share of ``x >> bits`` from the opened ``c = x + r + 2^62`` and its shares
+    ``(rt, m)`` of a truncation pair (:meth:`DealerSource.trunc_pair`, ``mask_pair``).
+
+    ``k = m·(1 − 2·msb(c))`` (``+ msb(c)`` at the leader) is a share of ``msb(r) xor msb(c)``;
+    the share is ``k·2^(63−bits) − rt``, and the leader adds the public part
+    ``((c mod 2^63) >> bits) − 2^(62−bits)``. ``c`` is consumed (modified in place).
+    """
+    msb_c = c >> np.uint64(63)
+    k = np.left_shift(msb_c, np.uint64(1))
+    np.subtract(np.uint64(1), k, out=k)
+    k *= m
+    if leader:
+        k += msb_c
+    k <<= np.uint64(63 - bits)
+    k -= rt
+    if leader:
+        c &= _LOW63
+        c >>= np.uint64(bits)
+        c -= np.uint64(1 << (62 - bits))
+        k += c
+    out: Arr = k
+    return out
+
+
+__all__ = ["DealerSource", "finish_trunc_pair"]

@@ -24,12 +24,11 @@ import numpy as np
 
 from veil.core.ring import Ring
 from veil.core.ringmatmul import ring_matmul
+from veil.mpc.correlated.dealer import finish_trunc_pair
 from veil.mpc.protocols.base import Shape, Shares
 
 if TYPE_CHECKING:
     from veil.mpc.protocols.aby3.protocol import Aby3
-
-_LOW63 = np.uint64((1 << 63) - 1)
 
 
 def zero_mask(eng: Aby3, shape: Shape) -> Ring:
@@ -140,19 +139,7 @@ def trunc_additive(eng: Aby3, z: Ring | None, shape: Shape, bits: int) -> Shares
     c += eng.comm.recv(p2, key + "/c", shape)
     eng.comm.tick()
     c += np.uint64(1 << 62)
-    msb_c = c >> np.uint64(63)
-    k = np.left_shift(msb_c, np.uint64(1))
-    np.subtract(np.uint64(1), k, out=k)
-    k *= m
-    if eng.rank == 0:
-        k += msb_c
-    k <<= np.uint64(63 - bits)
-    k -= rt
-    if eng.rank == 0:
-        c &= _LOW63
-        c >>= np.uint64(bits)
-        c -= np.uint64(1 << (62 - bits))
-        k += c
+    k = finish_trunc_pair(c, rt, m, bits, leader=eng.rank == 0)
     k -= mask
     eng.comm.send(other, key + "/y", k)
     y1 = k + eng.comm.recv(other, key + "/y", shape)

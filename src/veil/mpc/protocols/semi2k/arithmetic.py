@@ -13,12 +13,11 @@ import numpy as np
 
 from veil.core.ring import Ring, arshift
 from veil.core.ringmatmul import ring_matmul
+from veil.mpc.correlated.dealer import finish_trunc_pair
 from veil.mpc.protocols.base import Shape, Shares, matmul_shape
 
 if TYPE_CHECKING:
     from veil.mpc.protocols.semi2k.protocol import Semi2k
-
-_LOW63 = np.uint64((1 << 63) - 1)
 
 
 def _beaver_open(
@@ -106,22 +105,7 @@ def _open_and_fix(eng: Semi2k, key: str, masked: Ring, rt: Ring, m: Ring, bits: 
     if eng.rank == 0:
         masked += np.uint64(1 << 62)
     c = eng.comm.exchange_sum(eng.parties, key, masked)
-    msb_c = c >> np.uint64(63)
-    # k = m·(1 − 2·msb_c) (+ msb_c at party 0), then y = k·2^(63−bits) − rt (+ public part)
-    k = np.left_shift(msb_c, np.uint64(1))
-    np.subtract(np.uint64(1), k, out=k)
-    k *= m
-    if eng.rank == 0:
-        k += msb_c
-    k <<= np.uint64(63 - bits)
-    k -= rt
-    if eng.rank == 0:
-        c &= _LOW63
-        c >>= np.uint64(bits)
-        c -= np.uint64(1 << (62 - bits))
-        k += c
-    out: Ring = k
-    return out
+    return finish_trunc_pair(c, rt, m, bits, leader=eng.rank == 0)
 
 
 def trunc_local(eng: Semi2k, x: Shares, shape: Shape, bits: int) -> Shares:
