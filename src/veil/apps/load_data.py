@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from veil.data.tables import read_party_csv
 from veil.errors import ConfigError, DataError
 
 Array = np.ndarray[Any, Any]
@@ -120,20 +121,7 @@ def _parse_times(raw: Any, party: str, path: str) -> Any:
 
 def read_series(path: str | Path, party: str, time_col: str) -> Series:
     """Read ``path`` (CSV) of ``party`` and parse its ``time_col`` (see module docstring)."""
-    import pandas as pd
-
-    try:
-        df = pd.read_csv(path)
-    except FileNotFoundError:
-        raise DataError(f"party {party!r}: file {path} not found") from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"party {party!r}: cannot read {path} as CSV: {exc}") from None
-    if time_col not in df.columns:
-        raise DataError(
-            f"party {party!r}: {path} has no time column {time_col!r}; columns: {list(df.columns)}"
-        )
-    if len(df) == 0:
-        raise DataError(f"party {party!r}: {path} has no rows")
+    df = read_party_csv(path, party, time_col, what="time")
     parsed = _parse_times(df[time_col], party, str(path))
     bad = parsed.isna()
     n_bad = int(bad.sum())

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from veil.data.tables import read_party_csv
 from veil.data.vertical import VDataFrame, encode_block, secure_standardize, split_rows
 from veil.errors import ConfigError, DataError
 from veil.ml import SSLogisticRegression
@@ -46,25 +47,6 @@ def policy_rules(label_holder: str) -> list[dict[str, Any]]:
     and the scores to the label holder only."""
     return [*POLICY_RULES, {"effect": "allow", "tag": "model.*", "to": [label_holder]},
             {"effect": "allow", "tag": "scores", "to": [label_holder]}]  # fmt: skip
-
-
-def read_party_csv(path: str, party: str, id_col: str) -> Any:
-    """A party's CSV with clear errors naming the party and file."""
-    import pandas as pd
-
-    try:
-        df = pd.read_csv(path)
-    except FileNotFoundError:
-        raise DataError(f"party {party!r}: file {path} not found") from None
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"party {party!r}: cannot read {path} as CSV: {exc}") from None
-    if id_col not in df.columns:
-        raise DataError(
-            f"party {party!r}: {path} has no id column {id_col!r}; columns: {list(df.columns)}"
-        )
-    if len(df) == 0:
-        raise DataError(f"party {party!r}: {path} has no rows")
-    return df
 
 
 def _labels(df: Any, label: str, party: str, path: str, positive: str | None) -> np.ndarray:

@@ -17,7 +17,8 @@ from typing import Any, Literal
 import numpy as np
 
 from veil.apps import risk_report
-from veil.apps.risk import _labels, policy_rules, read_party_csv, risk_job
+from veil.apps.risk import _labels, policy_rules, risk_job
+from veil.data.tables import read_party_csv
 from veil.data.vertical import encode_block, split_rows
 from veil.errors import ConfigError
 from veil.ml.metrics import auc, ks, roc_curve
