@@ -19,8 +19,9 @@ from veil.core import wire
 from veil.errors import ConfigError, PeerError, ProtocolError
 from veil.transport.base import Link
 from veil.transport.certs import init_cluster
-from veil.transport.grpc_link import GrpcLink, GrpcOptions, free_ports
+from veil.transport.grpc_link import GrpcLink, GrpcOptions
 from veil.transport.memory import MemoryHub
+from veil.transport.ports import free_ports
 
 NAMES = ("alice", "bob", "carol")
 OPTIONS = GrpcOptions(connect_timeout=15.0, recv_timeout=20.0, close_timeout=5.0)

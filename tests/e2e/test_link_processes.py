@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from veil.transport.certs import init_cluster
-from veil.transport.grpc_link import free_ports
+from veil.transport.ports import free_ports
 
 pytestmark = pytest.mark.e2e
 HERE = Path(__file__).parent / "linkproc"

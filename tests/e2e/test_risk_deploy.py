@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from veil.apps.risk import policy_rules
-from veil.runtime.simulate import free_ports
+from veil.transport.ports import free_ports
 
 pytestmark = pytest.mark.e2e
 PARTIES = ["bank", "bureau", "income", "dealer"]

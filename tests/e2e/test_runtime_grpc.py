@@ -82,7 +82,7 @@ def test_deployment_with_certs_and_three_nodes(tmp_path):
         check=True,
         capture_output=True,
     )
-    from veil.runtime.simulate import free_ports
+    from veil.transport.ports import free_ports
 
     ports = free_ports(3)
     cfg = ['[cluster]\nca = "certs/ca.pem"\n[timeouts]\nconnect = 30\nrecv = 30\n']

@@ -34,8 +34,9 @@ from veil.core import wire
 from veil.errors import ConfigError
 from veil.transport.base import Link
 from veil.transport.certs import TlsFiles, init_cluster
-from veil.transport.grpc_link import GrpcLink, GrpcOptions, free_ports
+from veil.transport.grpc_link import GrpcLink, GrpcOptions
 from veil.transport.memory import MemoryHub
+from veil.transport.ports import free_ports
 
 IMPLS = {"memory": "veil-memory", "grpc": "veil-grpc-mtls"}
 _OPTIONS = GrpcOptions(connect_timeout=60.0, recv_timeout=600.0, max_message_bytes=(4 << 30))

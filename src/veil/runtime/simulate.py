@@ -13,7 +13,6 @@ with its traceback.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from veil.runtime.ledger import AuditLedger
 from veil.runtime.node import decode_outcome, make_budget
 from veil.runtime.policy import RevealPolicy
 from veil.transport.memory import MemoryHub
+from veil.transport.ports import free_ports
 
 Transport = Literal["memory", "grpc"]
 
@@ -226,20 +226,6 @@ def _run_threads(run: _Run) -> SimulationResult:
         ledgers={n: c.ledger.entries() for n, c in contexts.items()},
         failed=failed,
     )
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct ports that were free a moment ago on ``host``."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def local_cluster(

@@ -19,7 +19,6 @@ whom, when, and how many bytes (message sizes are not padded).
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -312,22 +311,4 @@ def _check_address(party: str, addr: Any) -> tuple[str, int]:
     return host, port
 
 
-def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    """``n`` distinct TCP ports free on ``host`` right now (for local clusters and tests).
-
-    The ports are released before returning, so another process could take one in between;
-    :class:`GrpcLink` then fails with a :class:`ConfigError` and the caller may retry.
-    """
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            socks.append(s)
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-__all__ = ["GrpcLink", "GrpcOptions", "free_ports"]
+__all__ = ["GrpcLink", "GrpcOptions"]

@@ -22,7 +22,8 @@ from veil.errors import ConfigError, PeerError
 from veil.transport import frames as fr
 from veil.transport.certs import TlsFiles, init_cluster
 from veil.transport.diagnose import diagnose
-from veil.transport.grpc_link import GrpcLink, GrpcOptions, free_ports
+from veil.transport.grpc_link import GrpcLink, GrpcOptions
+from veil.transport.ports import free_ports
 
 FAST = GrpcOptions(connect_timeout=3.0, recv_timeout=10.0, close_timeout=3.0, retry_interval=0.1)
 LOG = "veil.transport"
