@@ -57,13 +57,18 @@ text-align:right}th{background:#f3f3f3}img{max-width:100%}code{background:#f3f3f
 .note{color:#555;font-size:.9em}"""
 
 
-def write_html(path: Path, title: str, sections: Sequence[tuple[str, str]]) -> None:
-    """Write a report: ``sections`` are (heading, HTML body) pairs."""
+def html_page(title: str, sections: Sequence[tuple[str, str]]) -> str:
+    """A self-contained report page: ``sections`` are (heading, HTML body) pairs."""
     parts = [f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>",
              f"<style>{_STYLE}</style><h1>{html.escape(title)}</h1>"]  # fmt: skip
     for heading, body in sections:
         parts.append(f"<h2>{html.escape(heading)}</h2>{body}")
-    write_atomic(path, "\n".join(parts).encode())
+    return "\n".join(parts)
+
+
+def write_html(path: Path, title: str, sections: Sequence[tuple[str, str]]) -> None:
+    """Write a report: ``sections`` are (heading, HTML body) pairs."""
+    write_atomic(path, html_page(title, sections).encode())
 
 
 def write_json(path: Path, report: dict[str, Any]) -> None:

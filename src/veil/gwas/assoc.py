@@ -41,6 +41,9 @@ class AssocResult:
     chisq: F64
     p: F64
     odds_ratio: F64
+    #: alleles called in cases / in controls (twice the subjects with a call; DP sensitivity)
+    case_alleles: F64 | None = None
+    ctrl_alleles: F64 | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ def pooled_assoc(counts: I64) -> AssocResult:
         testable = (a1c + a1u > 0) & (a2c + a2u > 0)
         chisq = np.where(testable, chisq, np.nan)
         odds = np.where(a1u * a2c != 0, (a1c * a2u) / (a1u * a2c), np.nan)
-    return AssocResult(f_a, f_u, chisq, chdtrc(1.0, chisq), odds)
+    return AssocResult(f_a, f_u, chisq, chdtrc(1.0, chisq), odds, a1c + a2c, a1u + a2u)
 
 
 def pooled_trend(counts: I64) -> TrendResult:

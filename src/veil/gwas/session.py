@@ -58,12 +58,14 @@ class Test(enum.Enum):
 
 @dataclass(frozen=True)
 class GwasOptions:
-    """Options of a run: the test, QC thresholds and the logistic tolerance."""
+    """Options of a run: the test, QC thresholds and the logistic tolerance (and ``beta``:
+    report coefficients instead of odds ratios, PLINK's ``--logistic beta``; outputs only)."""
 
     test: Test = Test.ASSOC
     qc: QcOptions = field(default_factory=QcOptions)
     logistic_tol: float = 1e-10
     null_start: bool = True
+    beta: bool = False
 
 
 @dataclass(frozen=True)
