@@ -184,6 +184,9 @@ def demo(
     out: Annotated[Path | None, typer.Option(help="Output folder (default out/<name>).")] = None,
     transport: Annotated[str, typer.Option(help="grpc (processes, mTLS) or memory.")] = "grpc",
     protocol: Annotated[str, typer.Option(help="risk: MPC protocol, semi2k or aby3.")] = "semi2k",
+    model: Annotated[
+        str, typer.Option(help="risk: joint model, lr, secureboost or both (default).")
+    ] = "both",
 ) -> None:
     """Run a showcase job end to end on real data and write its report."""
     with user_errors():
@@ -197,9 +200,12 @@ def demo(
             from veil.apps.risk_run import RiskOptions
             from veil.apps.risk_run import run as run_risk
 
+            if model not in ("lr", "secureboost", "both"):
+                raise ConfigError(f"--model must be lr, secureboost or both, got {model!r}")
             files = risk_data.prepare(folder / "data")
             err_console().print(f"three institutions' files: {folder / 'data'}")
-            opts = RiskOptions(id_col=risk_data.ID, label=risk_data.LABEL, protocol=protocol)  # type: ignore[arg-type]
+            opts = RiskOptions(id_col=risk_data.ID, label=risk_data.LABEL, protocol=protocol,  # type: ignore[arg-type]
+                               model=model)  # type: ignore[arg-type]  # fmt: skip
             providers = {p: f for p, f in files.items() if p != "bank"}
             run_risk(files["bank"], providers, opts, folder, transport=transport)  # type: ignore[arg-type]
         elif name == "portfolio":
@@ -268,8 +274,17 @@ def risk(
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
     transport: Annotated[str, typer.Option(help="grpc (processes, mTLS) or memory.")] = "grpc",
     seed: Annotated[int, typer.Option(help="Seed of the train/test split.")] = 0,
+    model: Annotated[
+        str,
+        typer.Option(help="lr (secure logistic regression), secureboost (HE trees) or both."),
+    ] = "lr",
+    sb_param: Annotated[
+        list[str] | None,
+        typer.Option(help="SecureBoost parameter KEY=VALUE, e.g. n_estimators=30 (repeat)."),
+    ] = None,
 ) -> None:
-    """Joint credit-risk model: PSI alignment, secure logistic regression, AUC/KS report."""
+    """Joint credit-risk model: PSI alignment, secure logistic regression and/or SecureBoost,
+    AUC/KS report."""
     with user_errors():
         from veil.apps.risk_run import RiskOptions
         from veil.apps.risk_run import run as run_risk
@@ -281,8 +296,11 @@ def risk(
             raise ConfigError(f"--protocol must be semi2k or aby3, got {protocol!r}")
         if engine not in ("mpc", "tee"):
             raise ConfigError(f"--engine must be mpc or tee, got {engine!r}")
+        if model not in ("lr", "secureboost", "both"):
+            raise ConfigError(f"--model must be lr, secureboost or both, got {model!r}")
         opts = RiskOptions(id_col=id_col, label=label, positive=positive, protocol=protocol,  # type: ignore[arg-type]
-                           epochs=epochs, engine=engine)  # type: ignore[arg-type]  # fmt: skip
+                           epochs=epochs, engine=engine, model=model,  # type: ignore[arg-type]
+                           sb_params=parse_params(sb_param))  # fmt: skip
         run_risk(bank, _named_files(provider, "--provider"), opts, out,
                  transport=transport, seed=seed)  # type: ignore[arg-type]  # fmt: skip
 
