@@ -31,10 +31,12 @@ def _mount_optional() -> None:
     """Sub-command groups that live in their own modules."""
     from veil.cli.bench import bench
     from veil.cli.forecast import forecast
+    from veil.cli.gwas import gwas
     from veil.cli.tee import app as tee_app
 
     app.add_typer(tee_app, name="tee")
     app.command("forecast")(forecast)
+    app.command("gwas")(gwas)
     app.command(
         "bench", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
     )(bench)

@@ -164,7 +164,10 @@ class Context:
         :func:`veil.dp.release` — spending its privacy budget first (a release that would exceed
         it raises :class:`veil.errors.PrivacyBudgetExceeded` and nothing is sent) — and every
         party's ledger entry records the mechanism, ε and δ. Only a party's own plaintext
-        aggregates can be released this way.
+        aggregates can be released this way. ``dp`` may also be a mechanism of its own (e.g. a
+        top-k selection): an object with ``describe() -> dict`` (its public parameters, ledgered
+        everywhere) and ``apply(value, budget=...) -> (released, [event dicts])``, which the
+        owner runs — drawing the noise and spending its budget — before anything is sent.
         """
         recipients = self._recipients(to)
         key = self.next_key(f"reveal.{tag}")
@@ -199,6 +202,15 @@ class Context:
         from veil.dp import release  # dp sits above the runtime
 
         entry["event"] = "dp_release"
+        if callable(getattr(spec, "apply", None)):  # a mechanism of its own (see reveal)
+            entry["dp"] = dict(spec.describe())
+            if not obj.is_local:
+                return obj
+            released, events = spec.apply(obj.value, budget=self.budget)
+            entry["dp"]["events"] = [dict(e) for e in events]
+            if self.budget is not None:
+                entry["dp"]["spent"] = list(self.budget.spent())
+            return PartyObject(self, obj.owner, released)
         entry["dp"] = {"mechanism": str(spec.mechanism), "epsilon": spec.epsilon,
                        "delta": spec.delta, "sensitivity": spec.sensitivity}  # fmt: skip
         if not obj.is_local:
