@@ -53,3 +53,27 @@ def test_forecast_over_grpc_processes(tmp_path):
     denied = [e for e in rep["ledger"] if e["event"].endswith("_denied")]
     assert not denied
     assert all(e["to"] == ["grid"] for e in rep["ledger"] if e["tag"] == "forecast")
+
+
+def test_secureboost_forecast_over_grpc_processes(tmp_path):
+    """`--model secureboost`: the utility (label holder, OU-2048 key) and the weather provider
+    (feature holder) in their own processes; no dealer."""
+    pytest.importorskip("xgboost")  # the pooled check
+    u, w = _files(tmp_path / "data", days=40)
+    app = typer.Typer()
+    app.command()(forecast)
+    out = tmp_path / "out"
+    args = ["--party", f"grid={u}", "--party", f"met={w}", "--time", "ts", "--target",
+            "grid:load", "--test-from", "2015-07-01", "--test-to", "2015-07-07", "--out",
+            str(out), "--transport", "grpc", "--model", "secureboost", "--trees", "8",
+            "--depth", "3", "--learning-rate", "0.5"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["transport"] == "grpc" and rep["model"] == "secureboost"
+    assert rep["n_test"] == 7 * 48 and set(rep["bytes_sent"]) == {"grid", "met"}
+    m = rep["models"]
+    assert m["joint_secure"]["mape"] < m["utility_only"]["mape"]
+    assert abs(m["joint_secure"]["mape"] - m["pooled_plaintext"]["mape"]) < 0.3
+    assert all(e["to"] == ["grid"] for e in rep["ledger"] if e["tag"] == "forecast")
+    assert not [e for e in rep["ledger"] if e["event"].endswith("_denied")]

@@ -5,7 +5,10 @@ The pooled-plaintext model is a **check** computed in this process from both fil
 only because both files are on this machine): the same aligned times (an inner join), the same
 feature functions (:mod:`veil.ml.features`, called through the job's own per-party builders),
 the same interactions and the same ridge penalty, fitted in float64 by
-:func:`veil.ml.ridge.ridge_plain`. It never runs in a deployment.
+:func:`veil.ml.ridge.ridge_plain`. With ``--model secureboost`` it is xgboost (``hist``, squared
+error) on both parties' raw tree columns with the same trees, depth, learning rate, bins and
+``reg_lambda`` (xgboost is needed for this check only); ``joint_vs_pooled.veil_plaintext_twin``
+adds veil's own trainer on the same pooled columns. It never runs in a deployment.
 
 Nothing is written unless the whole run succeeds; each output file is written atomically.
 """
@@ -16,7 +19,7 @@ import csv
 import io
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +28,7 @@ import numpy as np
 from veil.apps.load_data import Series, iso_times, parse_date, parse_duration, read_series
 from veil.apps.load_demand import (
     MIN_TRAIN_ROWS,
+    TreeSettings,
     Window,
     demand_job,
     grid_step,
@@ -32,6 +36,7 @@ from veil.apps.load_demand import (
     policy_rules,
     utility_design,
     utility_raw,
+    utility_tree_raw,
     weather_design,
     weather_raw,
 )
@@ -39,12 +44,15 @@ from veil.apps.report import figure_png, pyplot, table_html, write_html, write_j
 from veil.errors import ConfigError, DataError
 from veil.ml import features as ft
 from veil.ml.ridge import ridge_plain
+from veil.ml.secureboost import BoostParams
+from veil.ml.secureboost.protocol import train_plaintext
 from veil.runtime.ledger import merge_ledgers
 from veil.runtime.node import write_atomic
 from veil.runtime.policy import RevealPolicy
 from veil.runtime.simulate import simulate_detailed
 
 THIRD = {"semi2k": "dealer", "aby3": "helper"}
+MODELS = ("ridge", "secureboost")
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,7 @@ class DemandOptions:
     n_knots: int = 5
     degree: int = 3
     fourier_k: int = 3
+    trees: TreeSettings = field(default_factory=TreeSettings)
 
     def window(self) -> Window:
         """The test window in nanoseconds; a ``--test-to`` without a time covers that day."""
@@ -84,12 +93,11 @@ def _roles(files: Mapping[str, Path], opts: DemandOptions) -> tuple[str, str]:
     if opts.target_party not in files:
         raise ConfigError(f"--target names party {opts.target_party!r}, which has no --party file")
     other = next(p for p in files if p != opts.target_party)
-    if opts.model != "ridge":
-        raise ConfigError(f"--model {opts.model!r} is not available; use ridge "
-                          "(SecureBoost is not part of veil yet)")  # fmt: skip
+    if opts.model not in MODELS:
+        raise ConfigError(f"--model must be ridge or secureboost, got {opts.model!r}")
     if opts.protocol not in THIRD:
         raise ConfigError(f"--protocol must be semi2k or aby3, got {opts.protocol!r}")
-    if THIRD[opts.protocol] in files:
+    if opts.model == "ridge" and THIRD[opts.protocol] in files:
         raise ConfigError(f"{THIRD[opts.protocol]!r} names the MPC's third party; rename yours")
     return opts.target_party, other
 
@@ -99,6 +107,8 @@ def check_inputs(files: Mapping[str, Path], opts: DemandOptions) -> dict[str, Se
     utility, _ = _roles(files, opts)
     window = opts.window()
     parse_duration(opts.horizon)
+    if opts.model == "secureboost":
+        _xgboost()  # the pooled check needs it: fail before the job, not after
     series = {p: read_series(path, p, opts.time_col) for p, path in files.items()}
     for s in series.values():
         for c in s.table.columns:
@@ -117,9 +127,22 @@ def check_inputs(files: Mapping[str, Path], opts: DemandOptions) -> dict[str, Se
     return series
 
 
+def _xgboost() -> Any:
+    try:
+        import xgboost
+    except ImportError:
+        raise ConfigError(
+            "--model secureboost compares with xgboost on the pooled plaintext (a check on "
+            "this machine): install it with `pip install xgboost-cpu`"
+        ) from None
+    return xgboost
+
+
 def pooled_check(series: Mapping[str, Series], opts: DemandOptions) -> dict[str, Any]:
     """The same model on the pooled plaintext (a check, see module docstring)."""
     utility, weather = _roles(series, opts)  # type: ignore[arg-type]
+    if opts.model == "secureboost":
+        return _pooled_trees(series[utility], series[weather], opts)
     spec = ft.FeatureSpec(n_knots=opts.n_knots, degree=opts.degree, fourier_k=opts.fourier_k)
     su, sw = series[utility], series[weather]
     times = np.intersect1d(su.times_ns, sw.times_ns)
@@ -138,6 +161,30 @@ def pooled_check(series: Mapping[str, Series], opts: DemandOptions) -> dict[str,
             "time": iso_times(times[test_pos])}  # fmt: skip
 
 
+def _pooled_trees(su: Series, sw: Series, opts: DemandOptions) -> dict[str, Any]:
+    """xgboost on both parties' raw tree columns (the secure model's inputs), same settings."""
+    xgb = _xgboost()
+    times = np.intersect1d(su.times_ns, sw.times_ns)
+    lags = ft.lags_for_horizon(parse_duration(opts.horizon))
+    Xu, _, y, ok_u = utility_tree_raw(su, times, opts.target, grid_step(times), lags)
+    cols, ok_w = weather_raw(sw, times)
+    X = np.concatenate([Xu, np.column_stack(list(cols.values()))], axis=1)
+    train_pos, test_pos = opts.window().split(times, ok_u & ok_w)
+    t = opts.trees
+    model = xgb.XGBRegressor(tree_method="hist", objective="reg:squarederror",
+                             n_estimators=t.n_estimators, max_depth=t.max_depth,
+                             learning_rate=t.learning_rate, max_bin=t.max_bin,
+                             reg_lambda=t.reg_lambda, n_jobs=1)  # fmt: skip
+    model.fit(X[train_pos], y[train_pos])
+    pred = np.asarray(model.predict(X[test_pos]), dtype=np.float64)
+    # veil's own trainer on the pooled columns: separates the cost of security (none beyond
+    # tie-breaking) from the differences between veil's and xgboost's binning
+    twin = train_plaintext("pooled", X[train_pos], y[train_pos], BoostParams(**t.params()))
+    return {"metrics": metrics(y[test_pos], pred), "forecast": pred,
+            "time": iso_times(times[test_pos]),
+            "twin": metrics(y[test_pos], twin.predict_own(X[test_pos]))}  # fmt: skip
+
+
 def run(
     files: Mapping[str, Path],
     opts: DemandOptions,
@@ -154,20 +201,22 @@ def run(
     utility, weather = _roles(files, opts)
     series = check_inputs(files, opts)
     window = opts.window()
+    trees = opts.model == "secureboost"
     third = THIRD[opts.protocol]
-    parties = [utility, weather, third]
+    parties = [utility, weather] if trees else [utility, weather, third]
     common = {
         "utility": utility, "weather": weather, "third": third, "time_col": opts.time_col,
         "target": opts.target, "test_from": window.test_from, "test_to": window.test_to,
         "horizon_ns": parse_duration(opts.horizon), "protocol": opts.protocol,
         "alpha": opts.alpha, "n_knots": opts.n_knots, "degree": opts.degree,
-        "fourier_k": opts.fourier_k,
+        "fourier_k": opts.fourier_k, "model": opts.model, "trees": asdict(opts.trees),
     }  # fmt: skip
     params = {p: common | {"csv": str(files.get(p, ""))} for p in parties}
     policy = RevealPolicy.from_mapping({"default": "deny", "rule": policy_rules(utility)},
                                        source="demand job policy")  # fmt: skip
     how = "processes, gRPC + mutual TLS" if transport == "grpc" else "threads, in memory"
-    console.print(f"[bold]joint demand model[/]: {', '.join(parties)} ({how}, {opts.protocol})"
+    scheme = f"SecureBoost, OU-{opts.trees.key_bits}" if trees else opts.protocol
+    console.print(f"[bold]joint demand model[/]: {', '.join(parties)} ({how}, {scheme})"
                   " — align, features, secure training, secure inference")  # fmt: skip
     t = time.perf_counter()
     res = simulate_detailed(demand_job, parties, transport=transport, params=params,
@@ -176,7 +225,8 @@ def run(
     mine = res.results[utility]
     for stage, secs in mine["seconds"].items():
         console.print(f"  {stage:<18} {secs:7.2f} s")
-    console.print("[bold]check[/]: pooled plaintext model on this machine (check only)")
+    what = "xgboost" if trees else "ridge"
+    console.print(f"[bold]check[/]: pooled plaintext {what} on this machine (check only)")
     t = time.perf_counter()
     pooled = pooled_check(series, opts)
     check_seconds = time.perf_counter() - t
@@ -185,7 +235,8 @@ def run(
         raise DataError("the pooled check aligned different test rows than the job (a bug)")
     diff = np.abs(np.asarray(test["forecast"]) - pooled["forecast"])
     report = {
-        "job": "demand", "transport": transport, "protocol": opts.protocol,
+        "job": "demand", "transport": transport, "model": opts.model,
+        "protocol": f"secureboost-ou{opts.trees.key_bits}" if trees else opts.protocol,
         "parties": parties, "target": f"{utility}:{opts.target}",
         "n_common": mine["n_common"], "n_train": mine["n_train"], "n_test": mine["n_test"],
         "test_period": [test["time"][0], test["time"][-1]],
@@ -197,10 +248,17 @@ def run(
         "bytes_sent": {p: s["bytes_sent"] for p, s in res.stats.items()},
         "messages": {p: s["messages_sent"] for p, s in res.stats.items()},
         "seconds": {**mine["seconds"], "pooled_check": check_seconds, "total_job": total},
-        "newton_schulz_steps": mine["ns_steps"], "features": mine["features"],
+        "features": mine["features"],
         "options": asdict(opts), "policy": policy.to_mapping(),
         "ledger": merge_ledgers(res.ledgers.values()),
     }  # fmt: skip
+    if trees:
+        report["secureboost"] = mine["secureboost"]
+        twin = pooled["twin"]
+        twin["mape_diff_pp"] = abs(mine["models"]["joint_secure"]["mape"] - twin["mape"])
+        report["joint_vs_pooled"]["veil_plaintext_twin"] = twin
+    else:
+        report["newton_schulz_steps"] = mine["ns_steps"]
     write_outputs(out, report, test)
     print_summary(console, report)
     return report
@@ -250,9 +308,8 @@ def html_sections(report: dict[str, Any], test: dict[str, Any]) -> list[tuple[st
         ("Models (test period)", table_html(["model", "MAPE %", "RMSE"], models)
          + f'<p><img src="{week}"></p><p class=note>{report["n_common"]} common timestamps '
          f"(private set intersection), {report['n_train']} training and {report['n_test']} "
-         "test rows. The joint model is trained and evaluated under MPC ("
-         + report["protocol"] + "); only the forecasts reach the utility. The pooled "
-         "plaintext model is a check computed on this machine only.</p>"),
+         "test rows. " + _how_trained(report) + "; only the forecasts reach the utility. "
+         "The pooled plaintext model is a check computed on this machine only.</p>"),
         ("Data quality (reported, not repaired)", table_html(
             ["party", "rows", "unparsable times", "duplicated rows", "gaps", "step (min)"],
             quality)),
@@ -262,6 +319,15 @@ def html_sections(report: dict[str, Any], test: dict[str, Any]) -> list[tuple[st
             ["recorded by", "event", "tag", "from", "to", "shape"], reveals)),
     ]  # fmt: skip
     return sections
+
+
+def _how_trained(report: dict[str, Any]) -> str:
+    if report.get("model") == "secureboost":
+        return ("The joint model is vertical SecureBoost (gradients under homomorphic encryption, "
+                "each party's split thresholds kept at home) and scores the test rows by the "
+                "joint prediction protocol; the pooled plaintext model is xgboost with the same "
+                "settings")  # fmt: skip
+    return f"The joint model is trained and evaluated under MPC ({report['protocol']})"
 
 
 def read_forecast(out: Path) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,16 +22,33 @@ def forecast(
         str | None, typer.Option(help="Last day of the test period (default: the end).")
     ] = None,
     horizon: Annotated[str, typer.Option(help="Forecast horizon, e.g. 1d or 36h.")] = "1d",
-    model: Annotated[str, typer.Option(help="ridge (SecureBoost: not yet available).")] = "ridge",
-    protocol: Annotated[str, typer.Option(help="semi2k (+ dealer) or aby3.")] = "semi2k",
+    model: Annotated[
+        str,
+        typer.Option(
+            help="ridge (splines + interactions, trained under MPC) or secureboost (vertical "
+            "gradient-boosted trees on the raw columns, gradients under HE; pooled check: "
+            "xgboost)."
+        ),
+    ] = "ridge",
+    protocol: Annotated[str, typer.Option(help="ridge: semi2k (+ dealer) or aby3.")] = "semi2k",
     alpha: Annotated[float, typer.Option(help="Ridge penalty.")] = 1.0,
+    trees: Annotated[
+        int | None, typer.Option(help="secureboost: number of trees (default 50).")
+    ] = None,
+    depth: Annotated[int | None, typer.Option(help="secureboost: tree depth (default 5).")] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option(help="secureboost: learning rate (default 0.2).")
+    ] = None,
     transport: Annotated[str, typer.Option(help="grpc (processes, mTLS) or memory.")] = "grpc",
     seed: Annotated[int, typer.Option(help="Job seed.")] = 0,
 ) -> None:
     """Forecast a party's series with another party's covariates: private alignment of the time
-    grids, features built by each owner, ridge regression trained and applied under MPC; the
-    forecasts go to the target's owner only."""
+    grids, features built by each owner, ridge regression trained and applied under MPC (or
+    vertical SecureBoost); the forecasts go to the target's owner only."""
     with user_errors():
+        import dataclasses
+
+        from veil.apps.load_demand import TreeSettings
         from veil.apps.load_demand_run import DemandOptions, run
         from veil.errors import ConfigError
 
@@ -48,7 +65,16 @@ def forecast(
             if name in files:
                 raise ConfigError(f"--party names {name!r} twice")
             files[name] = Path(path)
+        given: dict[str, Any] = {
+            "n_estimators": trees,
+            "max_depth": depth,
+            "learning_rate": learning_rate,
+        }
+        settings = dataclasses.replace(
+            TreeSettings(), **{k: v for k, v in given.items() if v is not None}
+        )
         opts = DemandOptions(time_col=time, target_party=owner, target=column,
                              test_from=test_from, test_to=test_to, horizon=horizon, model=model,
-                             protocol=protocol, alpha=alpha)  # type: ignore[arg-type]  # fmt: skip
+                             protocol=protocol, alpha=alpha,  # type: ignore[arg-type]
+                             trees=settings)  # fmt: skip
         run(files, opts, out, transport=transport, seed=seed)  # type: ignore[arg-type]

@@ -7,6 +7,10 @@ Every party of the job runs the same calls with its *own* aligned feature block:
     sb.fit(X_local, y if ctx.party == "bank" else None)
     scores = sb.predict_proba(X_test_local)      # probabilities at the bank, None elsewhere
 
+Regression: ``SecureBoost(ctx, "utility", ["weather"], objective="reg:squarederror", ...)``;
+``fit(X_local, y)`` with real targets at the label holder, ``predict(X_local)`` returns the
+predictions there (``None`` elsewhere).
+
 See :mod:`veil.ml.secureboost.protocol` (training; threat model and leakage) and
 :mod:`veil.ml.secureboost.predict` (joint prediction).
 """
@@ -21,12 +25,7 @@ import numpy as np
 
 from veil.errors import ConfigError, DataError, ProtocolError
 from veil.ml.secureboost.params import BoostParams
-from veil.ml.secureboost.predict import (
-    LocalSplits,
-    joint_leaves,
-    margin_from_leaves,
-    send_reach,
-)
+from veil.ml.secureboost.predict import LocalSplits, joint_leaves, send_reach
 from veil.ml.secureboost.protocol import (
     LabelHolderModel,
     train_feature_holder,
@@ -39,7 +38,8 @@ Array = np.ndarray[Any, Any]
 
 
 class SecureBoost:
-    """Vertical gradient-boosted trees (binary logistic loss) with HE-protected gradients.
+    """Vertical gradient-boosted trees (binary logistic or squared-error loss) with
+    HE-protected gradients.
 
     Parameters
     ----------
@@ -52,7 +52,8 @@ class SecureBoost:
     heu_scheme:
         ``"ou"`` (Okamoto–Uchiyama, default: fastest) or ``"paillier"``.
     **params:
-        :class:`~veil.ml.secureboost.params.BoostParams` fields: ``n_estimators``,
+        :class:`~veil.ml.secureboost.params.BoostParams` fields: ``objective``
+        (``"binary:logistic"``, the default, or ``"reg:squarederror"``), ``n_estimators``,
         ``max_depth``, ``learning_rate``, ``reg_lambda``, ``gamma``, ``min_child_weight``,
         ``subsample``, ``colsample_bytree``, ``max_bin``, ``early_stopping_rounds``,
         ``base_score``, ``first_tree_local``, ``key_bits``, ``insecure``, ``frac_bits``,
@@ -63,7 +64,8 @@ class SecureBoost:
     n_trees_:
         Number of trees kept (after early stopping), at every model party.
     best_iteration_, evals_result_, seconds_:
-        Label holder only: index of the best tree, the validation log-loss per round, and
+        Label holder only: index of the best tree, the validation loss per round (log-loss,
+        or RMSE in the target's unit for regression), and
         wall seconds per phase (``encrypt``, ``wait`` for histograms, ``decrypt``, ``split``).
     """
 
@@ -118,9 +120,10 @@ class SecureBoost:
         """Train (collective: every party of the job calls it, SPMD).
 
         ``X`` is this party's aligned feature block (``None`` at a label holder without
-        features, ignored at other parties); ``y`` the 0/1 labels (label holder only).
-        ``eval_set=(X_val_local, y_val)`` (``y_val`` at the label holder) enables validation
-        log-loss and ``early_stopping_rounds``; every model party must pass its block.
+        features, ignored at other parties); ``y`` the 0/1 labels, or the real targets for
+        ``reg:squarederror`` (label holder only). ``eval_set=(X_val_local, y_val)`` (``y_val``
+        at the label holder) enables the validation loss and ``early_stopping_rounds``; every
+        model party must pass its block.
         """
         prefix = self.ctx.next_key("sb.fit")
         role = self._role
@@ -156,7 +159,8 @@ class SecureBoost:
         return None if self._lh is None else self._lh.trees
 
     def decision_function(self, X: Array | None, n_rows: int | None = None) -> Array | None:
-        """Margins (log-odds) at the label holder, ``None`` elsewhere (collective).
+        """Margins (log-odds; the predictions for regression) at the label holder, ``None``
+        elsewhere (collective).
 
         ``X`` is this party's block of the rows to score (``None`` at a label holder without
         features: then pass ``n_rows``).
@@ -180,16 +184,19 @@ class SecureBoost:
             raise DataError("the label holder holds no features: pass n_rows")
         bins = self._splits.binned(None if X is None else np.asarray(X), rows)
         reach = joint_leaves(self._link, prefix, self.feature_holders, self._splits, bins, trees)
-        values = np.array([t.value[i] for t in self._lh.trees for i in t.leaves])
-        n_leaves = [len(t.leaves) for t in self._lh.trees]
-        return self._lh.base_margin + margin_from_leaves(reach, values, n_leaves)
+        return self._lh.margin(reach)
 
     def predict(self, X: Array | None, n_rows: int | None = None) -> Array | None:
-        """0/1 predictions (probability >= 0.5) at the label holder; ``None`` elsewhere."""
+        """At the label holder: 0/1 predictions (probability >= 0.5), or the predicted values
+        for ``reg:squarederror``; ``None`` elsewhere (collective)."""
+        if self.params.regression:
+            return self.decision_function(X, n_rows)
         prob = self.predict_proba(X, n_rows)
         return None if prob is None else (prob >= 0.5).astype(np.int64)
 
     def predict_proba(self, X: Array | None, n_rows: int | None = None) -> Array | None:
         """Probability of class 1, shape ``(rows,)``, at the label holder; ``None`` elsewhere."""
+        if self.params.regression:
+            raise ConfigError("predict_proba needs objective='binary:logistic'; use predict")
         m = self.decision_function(X, n_rows)
         return None if m is None else sigmoid(m)

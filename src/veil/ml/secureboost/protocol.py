@@ -3,10 +3,12 @@ holders (vertical: aligned rows, columns split by party).
 
 Per tree (Cheng et al., *SecureBoost*, 2019, with xgboost's ``hist`` rules):
 
-1. The label holder computes the logistic gradients ``g`` and hessians ``h`` of its sampled rows,
-   rounds them to fixed point (``2**-frac_bits``), packs ``(g, h)`` of a row into one ciphertext
-   (:class:`veil.he.SlotLayout`, with headroom for every sum below) and sends the ciphertexts and
-   the sampled row ids to every feature holder.
+1. The label holder computes the gradients ``g`` and hessians ``h`` of its sampled rows
+   (logistic: ``p - y`` and ``p(1-p)``; squared error: ``margin - y`` and ``1``, on the
+   standardised target, see below), rounds them to fixed point (``2**-frac_bits``), packs
+   ``(g, h)`` of a row into one ciphertext (:class:`veil.he.SlotLayout`, with headroom for every
+   sum below, sized per tree from the largest ``|g|``) and sends the ciphertexts and the sampled
+   row ids to every feature holder.
 2. Level by level, it asks each feature holder for the node histograms it needs: for a pair of
    sibling nodes only the smaller child (the other is the parent minus it, in plaintext after
    decryption). The request lists, for each sampled row, which requested node it belongs to.
@@ -35,9 +37,20 @@ NOT provably secure — it leaks, by design:
   candidates), the left/right partition of every split, each feature holder's number of
   candidates per tree; never the features, feature ids or thresholds of other parties.
 
+Regression (``objective="reg:squarederror"``): the label holder trains on the standardised
+target ``(y - mean) / sd`` (its own training mean and sd; ``gamma`` divided by ``sd**2``) and
+multiplies the leaf weights by ``sd`` at the end. Gains scale by ``sd**2`` and leaf weights by
+``sd``, so the trees are those of the raw target; only the fixed-point precision becomes
+independent of the target's unit (a standardised value is at most ``sqrt(n)`` in magnitude).
+The hessians are the constant 1: their encrypted sums are node and bin *counts*. That changes
+nothing for the feature holders (they receive the same ciphertexts and already know every
+node's row set, hence its counts); the label holder learns the counts of rows left of each
+candidate split — as it does with the logistic hessian sums, which are weighted counts.
+
 Sums are exact: the fixed-point values are integers and the packing layout has headroom for
 ``rows × max_bin`` values per slot (checked by :mod:`veil.he`, which raises instead of
-overflowing).
+overflowing); gradients too large for the key's plaintext space raise :class:`ConfigError`
+before anything is encrypted.
 """
 
 from __future__ import annotations
@@ -51,8 +64,9 @@ import numpy as np
 
 import veil.he as he
 from veil.core import wire
-from veil.errors import DataError, ProtocolError
+from veil.errors import ConfigError, DataError, ProtocolError
 from veil.ml.secureboost.binning import apply_cuts, fit_cuts, n_bins
+from veil.ml.secureboost.objective import Target
 from veil.ml.secureboost.params import BoostParams
 from veil.ml.secureboost.predict import LocalSplits, joint_leaves, margin_from_leaves, send_reach
 from veil.ml.secureboost.tree import (
@@ -62,7 +76,7 @@ from veil.ml.secureboost.tree import (
     candidates_from_hist,
     leaf_weight,
     logistic_grad_hess,
-    sigmoid,
+    squared_error_grad_hess,
 )
 from veil.transport.base import Link
 
@@ -81,6 +95,25 @@ class LabelHolderModel:
     #: Label holder's wall seconds per phase: ``encrypt`` (g, h), ``wait`` (feature holders'
     #: histograms, including transfer), ``decrypt``, ``split`` (gains and partitions).
     seconds: dict[str, float] = field(default_factory=dict)
+
+    def margin(self, reach: Array) -> Array:
+        """Margins (logistic) or predictions (regression) from the one-hot leaf matrix of
+        every kept tree (:func:`~veil.ml.secureboost.predict.joint_leaves`)."""
+        values = np.array([t.value[i] for t in self.trees for i in t.leaves])
+        n_leaves = [len(t.leaves) for t in self.trees]
+        out: Array = self.base_margin + margin_from_leaves(reach, values, n_leaves)
+        return out
+
+    def predict_own(self, X: Array | None, n_rows: int | None = None) -> Array:
+        """Margins/predictions of a model whose splits are all this party's (trained without
+        feature holders, e.g. :func:`train_plaintext`); raises otherwise."""
+        if any(o not in ("", self.splits.party) for t in self.trees for o in t.owner):
+            raise ProtocolError("the model has other parties' splits: use the joint prediction")
+        rows = len(X) if X is not None else n_rows
+        if rows is None:
+            raise DataError("pass the feature block or n_rows")
+        bins = self.splits.binned(None if X is None else np.asarray(X), rows)
+        return self.margin(self.splits.reach(bins, range(len(self.trees))))
 
 
 def _send(link: Link, to: str, key: str, value: Any) -> None:
@@ -113,11 +146,14 @@ class _Node:
 
 
 class _LabelHolder:
-    def __init__(self, link: Link, prefix: str, fhs: list[str], X: Array | None, y: Array,
-                 params: BoostParams, keys: tuple[he.PublicKey, he.PrivateKey],
-                 workers: he.Workers) -> None:  # fmt: skip
-        self.link, self.key, self.fhs, self.p, self.workers = link, prefix, fhs, params, workers
-        self.me = link.party
+    def __init__(self, link: Link | None, me: str, prefix: str, fhs: list[str], X: Array | None,
+                 y: Array, params: BoostParams,
+                 keys: tuple[he.PublicKey, he.PrivateKey] | None,
+                 workers: he.Workers | None) -> None:  # fmt: skip
+        if fhs and (link is None or keys is None or workers is None):
+            raise ProtocolError("a label holder with feature holders needs a link and HE keys")
+        self._link, self.key, self.fhs, self.p, self._workers = link, prefix, fhs, params, workers
+        self.me = me
         self.y = np.asarray(y, dtype=np.float64).reshape(-1)
         self.n = len(self.y)
         Xm = np.zeros((self.n, 0)) if X is None else np.asarray(X, dtype=np.float64)
@@ -128,8 +164,29 @@ class _LabelHolder:
         self.nb = n_bins(cuts)
         self.splits = LocalSplits(self.me, cuts)
         self.scale = 1 << params.frac_bits
-        self.pk, self.sk = keys
+        self._keys = keys
         self.seconds: dict[str, float] = {}
+
+    # Only reached with feature holders (checked in __init__).
+    @property
+    def link(self) -> Link:
+        assert self._link is not None
+        return self._link
+
+    @property
+    def workers(self) -> he.Workers:
+        assert self._workers is not None
+        return self._workers
+
+    @property
+    def pk(self) -> he.PublicKey:
+        assert self._keys is not None
+        return self._keys[0]
+
+    @property
+    def sk(self) -> he.PrivateKey:
+        assert self._keys is not None
+        return self._keys[1]
 
     def send_all(self, value: Any) -> None:
         for fh in self.fhs:
@@ -138,7 +195,10 @@ class _LabelHolder:
     def tree(self, t: int, margin: Array) -> Tree:
         p = self.p
         rng = _party_rng(p, self.me, t)
-        g, h = logistic_grad_hess(self.y, margin)
+        if p.regression:
+            g, h = squared_error_grad_hess(self.y, margin)
+        else:
+            g, h = logistic_grad_hess(self.y, margin)
         if p.subsample < 1:
             m = max(2, round(p.subsample * self.n))
             sample = np.sort(rng.choice(self.n, size=m, replace=False))
@@ -151,13 +211,12 @@ class _LabelHolder:
         pos[sample] = np.arange(m)
         self.splits_nodes: dict[int, int] = {}
         self.gs, self.hs = g[sample], h[sample]
-        self.gq = np.rint(self.gs * self.scale).astype(np.int64)
-        self.hq = np.rint(self.hs * self.scale).astype(np.int64)
-        layout = he.SlotLayout.for_sums(self.pk.plaintext_bits, 2, self.scale, m * p.max_bin)
+        bound = self._quantize(m)
         t0 = time.perf_counter()
         if self.active:
+            layout = self._layout(bound, m)
             ct = he.encrypt(self.sk, np.stack([self.gq, self.hq], axis=1), layout=layout,
-                            value_bound=self.scale, workers=self.workers)  # fmt: skip
+                            value_bound=bound, workers=self.workers)  # fmt: skip
             blob = he.dumps(ct)
             for fh in self.active:
                 _send(self.link, fh, f"{self.key}.cmd", {"op": "grad", "rows": sample, "n": self.n})
@@ -195,6 +254,32 @@ class _LabelHolder:
             tree.value[leaf] = p.learning_rate * leaf_weight(G, H, p.reg_lambda)
             margin[node.rows] += tree.value[leaf]
         return tree
+
+    def _quantize(self, m: int) -> int:
+        """Fixed-point ``gq``, ``hq`` of the tree's sample; returns the public bound on their
+        magnitude (at least ``2**frac_bits``: the logistic bound, so binary layouts are fixed).
+        Raises :class:`DataError` if ``m`` such values could not be summed exactly in float64
+        (the label holder's own histograms) or int64."""
+        top = float(max(np.abs(self.gs).max(initial=0.0), np.abs(self.hs).max(initial=0.0)))
+        if not np.isfinite(top) or top * self.scale * max(m, 1) >= 2.0**52:
+            raise DataError(
+                f"{self.me!r}: gradients up to {top:.3g} over {m} rows do not fit "
+                f"{self.p.frac_bits} fractional bits in exact sums; lower frac_bits"
+            )
+        self.gq = np.rint(self.gs * self.scale).astype(np.int64)
+        self.hq = np.rint(self.hs * self.scale).astype(np.int64)
+        top_q = max(int(np.abs(self.gq).max(initial=0)), int(np.abs(self.hq).max(initial=0)))
+        return max(self.scale, top_q)
+
+    def _layout(self, bound: int, m: int) -> he.SlotLayout:
+        try:
+            return he.SlotLayout.for_sums(self.pk.plaintext_bits, 2, bound, m * self.p.max_bin)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{self.me!r}: gradients up to {bound / self.scale:.3g} summed over {m} rows x "
+                f"{self.p.max_bin} bins do not fit the {self.p.scheme} key's plaintext space "
+                f"({exc}); lower frac_bits or max_bin, or use a larger key_bits"
+            ) from None
 
     def _tick(self, phase: str, start: float) -> float:
         now = time.perf_counter()
@@ -325,60 +410,84 @@ def train_label_holder(
     eval_set: tuple[Array | None, Array] | None = None,
 ) -> LabelHolderModel:
     """Label holder's side of training (see module docstring). ``X`` is its own feature block
-    (or ``None``), ``y`` the 0/1 labels of the aligned rows; ``eval_set`` its validation block
-    and labels for early stopping (the feature holders pass theirs)."""
-    p = params
-    y = np.asarray(y, dtype=np.float64).reshape(-1)
-    if not np.isin(y, (0.0, 1.0)).all():
-        raise DataError(f"{link.party!r}: SecureBoost needs 0/1 labels")
+    (or ``None``), ``y`` the 0/1 labels (or real targets for ``reg:squarederror``) of the
+    aligned rows; ``eval_set`` its validation block and labels for early stopping (the feature
+    holders pass theirs). Without feature holders nothing is sent and no key is made."""
+    target = Target.fit(y, params, link.party)
+    p = target.params
+    fhs = list(feature_holders)
+    if not fhs:
+        lh = _LabelHolder(None, link.party, prefix, [], X, target.y, p, None, None)
+        return _boost(lh, target, eval_set)
     keys = he.keygen(p.scheme, p.key_bits, insecure=p.insecure)
     with he.Workers(p.workers, keys=(keys[0],), owner_keys=(keys[1],)) as workers:
-        lh = _LabelHolder(link, prefix, list(feature_holders), X, y, p, keys, workers)
+        lh = _LabelHolder(link, link.party, prefix, fhs, X, target.y, p, keys, workers)
         for fh in lh.fhs:
             link.send_bytes(fh, f"{prefix}.pk", he.encode_public_key(lh.pk))
-        mean = float(y.mean()) if p.base_score is None else p.base_score
-        mean = min(max(mean, 1e-6), 1 - 1e-6)
-        base = float(np.log(mean / (1 - mean)))
-        margin = np.full(lh.n, base)
-        val_bins = val_margin = yv = None
-        if eval_set is not None:
-            yv = np.asarray(eval_set[1], dtype=np.float64).reshape(-1)
-            val_bins = lh.splits.binned(eval_set[0], len(yv))
-            val_margin = np.full(len(yv), base)
-        trees: list[Tree] = []
-        losses: list[float] = []
-        best = 0
-        for t in range(p.n_estimators):
-            tree = lh.tree(t, margin)
-            trees.append(tree)
-            topo = tree.topology()
-            lh.splits.nodes.append(dict(lh.splits_nodes))
-            lh.splits.lefts.append(topo["left"])
-            lh.splits.rights.append(topo["right"])
-            lh.send_all({"op": "tree", **topo})
-            if val_bins is not None and val_margin is not None and yv is not None:
+        return _boost(lh, target, eval_set)
+
+
+def train_plaintext(
+    party: str,
+    X: Array,
+    y: Array,
+    params: BoostParams,
+    *,
+    eval_set: tuple[Array, Array] | None = None,
+) -> LabelHolderModel:
+    """The same trainer on one party's plaintext (no peers, no HE, no messages): the
+    plaintext twin of vertical SecureBoost, e.g. the label holder's own-features-only
+    baseline. Predict with :meth:`LabelHolderModel.predict_own`."""
+    target = Target.fit(y, params, party)
+    lh = _LabelHolder(None, party, "local", [], np.asarray(X), target.y, target.params,
+                      None, None)  # fmt: skip
+    return _boost(lh, target, eval_set)
+
+
+def _boost(
+    lh: _LabelHolder, target: Target, eval_set: tuple[Array | None, Array] | None
+) -> LabelHolderModel:
+    p, prefix = lh.p, lh.key
+    margin = np.full(lh.n, target.base)
+    val_bins = val_margin = yv = None
+    if eval_set is not None:
+        yv = np.asarray(eval_set[1], dtype=np.float64).reshape(-1)
+        val_bins = lh.splits.binned(eval_set[0], len(yv))
+        val_margin = np.full(len(yv), target.base)
+    trees: list[Tree] = []
+    losses: list[float] = []
+    best = 0
+    for t in range(p.n_estimators):
+        tree = lh.tree(t, margin)
+        trees.append(tree)
+        topo = tree.topology()
+        lh.splits.nodes.append(dict(lh.splits_nodes))
+        lh.splits.lefts.append(topo["left"])
+        lh.splits.rights.append(topo["right"])
+        lh.send_all({"op": "tree", **topo})
+        if val_bins is not None and val_margin is not None and yv is not None:
+            if lh.fhs:
                 lh.send_all({"op": "eval"})
-                reach = joint_leaves(link, f"{prefix}.eval", lh.fhs, lh.splits, val_bins,
+                reach = joint_leaves(lh.link, f"{prefix}.eval", lh.fhs, lh.splits, val_bins,
                                      range(t, t + 1))  # fmt: skip
-                leaves = tree.leaves
-                val_margin += margin_from_leaves(reach, np.array([tree.value[i] for i in leaves]),
-                                                 [len(leaves)])  # fmt: skip
-                losses.append(_logloss(yv, val_margin))
-                if losses[-1] < losses[best]:
-                    best = t
-                if p.early_stopping_rounds is not None and t - best >= p.early_stopping_rounds:
-                    break
             else:
+                reach = lh.splits.reach(val_bins, range(t, t + 1))
+            leaves = tree.leaves
+            val_margin += margin_from_leaves(reach, np.array([tree.value[i] for i in leaves]),
+                                             [len(leaves)])  # fmt: skip
+            losses.append(target.loss(yv, val_margin))
+            if losses[-1] < losses[best]:
                 best = t
-        n_keep = best + 1 if p.early_stopping_rounds is not None else len(trees)
-        lh.send_all({"op": "stop", "n_trees": n_keep})
+            if p.early_stopping_rounds is not None and t - best >= p.early_stopping_rounds:
+                break
+        else:
+            best = t
+    n_keep = best + 1 if p.early_stopping_rounds is not None else len(trees)
+    lh.send_all({"op": "stop", "n_trees": n_keep})
     lh.splits.truncate(n_keep)
-    return LabelHolderModel(trees[:n_keep], lh.splits, base, n_keep - 1, losses, lh.seconds)
-
-
-def _logloss(y: Array, margin: Array) -> float:
-    p = np.clip(sigmoid(margin), 1e-15, 1 - 1e-15)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    kept = trees[:n_keep]
+    base = target.finish(kept)
+    return LabelHolderModel(kept, lh.splits, base, n_keep - 1, losses, lh.seconds)
 
 
 # --------------------------------------------------------------------------- feature holder

@@ -1,7 +1,8 @@
 """Party-free tree math of gradient boosting: candidates, gains, leaf weights, tree layout.
 
 Everything here is plain numpy on plaintext numbers; the protocol (:mod:`.protocol`) feeds it
-the decrypted sums. Conventions follow xgboost (``objective="binary:logistic"``, ``hist``):
+the decrypted sums. Conventions follow xgboost (``objective="binary:logistic"`` or
+``"reg:squarederror"``, ``tree_method="hist"``):
 
 * split gain ``GL²/(HL+λ) + GR²/(HR+λ) − G²/(H+λ)``; a node splits only when the best gain is
   larger than ``gamma`` (xgboost's ``min_split_loss``) and both children have hessian sums of at
@@ -104,6 +105,12 @@ def logistic_grad_hess(y: Array, margin: Array) -> tuple[Array, Array]:
     """Gradient and hessian of the logistic loss at ``margin``: ``p - y`` and ``p (1 - p)``."""
     p = sigmoid(margin)
     return p - y, p * (1.0 - p)
+
+
+def squared_error_grad_hess(y: Array, margin: Array) -> tuple[Array, Array]:
+    """Gradient and hessian of ``(margin - y)**2 / 2``: ``margin - y`` and ``1``."""
+    g: Array = np.asarray(margin, dtype=np.float64) - np.asarray(y, dtype=np.float64)
+    return g, np.ones_like(g)
 
 
 def sigmoid(x: Array) -> Array:
