@@ -137,6 +137,17 @@ def test_unknown_parameter_is_a_config_error():
     assert "max_dept" in ei.value.traceback_text
 
 
+def _scheme_keyword_job(ctx):
+    SecureBoost(ctx, "bank", ["ext1"], scheme="paillier")
+
+
+def test_scheme_keyword_points_to_heu_scheme():
+    with pytest.raises(PartyFailed) as ei:
+        veil.simulate(_scheme_keyword_job, ["bank", "ext1"])
+    assert ei.value.error_type == ConfigError.__name__
+    assert "heu_scheme" in ei.value.traceback_text
+
+
 def _first_tree_local_job(ctx):
     c = COLS[ctx.party]
     sb = SecureBoost(ctx, "bank", ["ext1", "ext2"], n_estimators=3, max_depth=3, max_bin=8,

@@ -77,7 +77,9 @@ class SecureBoost:
         heu_scheme: str = "ou",
         **params: Any,
     ) -> None:
-        names = {f.name for f in dataclasses.fields(BoostParams)}
+        if "scheme" in params:
+            raise ConfigError("choose the HE scheme with heu_scheme='ou' or 'paillier'")
+        names = {f.name for f in dataclasses.fields(BoostParams)} - {"scheme"}
         unknown = sorted(set(params) - names)
         if unknown:
             raise ConfigError(f"unknown SecureBoost parameters {unknown}; valid: {sorted(names)}")
