@@ -130,6 +130,83 @@ def test_killed_peer_is_named_promptly(cluster) -> None:  # type: ignore[no-unty
         assert float(when) - killed_at < 3.0, f"not prompt: {float(when) - killed_at:.2f} s"
 
 
+def _peer_error(c: Procs, party: str, timeout: float) -> tuple[str, float, str]:
+    """``(who, unix time, message)`` of the PEERERROR line ``party`` ended with."""
+    code, out, err = c.result(party, timeout=timeout)
+    assert code == 4, (party, out, err)
+    _, who, when, msg = out.strip().splitlines()[-1].split(" ", 3)
+    return who, float(when), msg
+
+
+# Liveness: the old behaviour waited for the whole recv timeout (here 30 s) in the first two
+# cases; each must now fail within a few seconds (< 8 s even on a loaded 2-core machine).
+LIVENESS_BOUND = 8.0
+
+
+def test_peer_killed_after_its_stream_opened_is_named_at_once(cluster) -> None:  # type: ignore[no-untyped-def]
+    c = cluster(["alice", "bob"])
+    c.start("alice", "--mode", "answer", "--partner", "bob", "--recv-timeout", "30")
+    c.start("bob", "--mode", "idle")
+    assert c.procs["bob"].stdout.readline().strip() == "READY"  # type: ignore[union-attr]
+    killed_at = time.time()
+    c.procs["bob"].send_signal(signal.SIGKILL)
+    who, when, msg = _peer_error(c, "alice", timeout=30)
+    assert who == "bob" and "connection lost" in msg, msg
+    assert when - killed_at < LIVENESS_BOUND, f"{when - killed_at:.2f} s: {msg}"
+
+
+def test_peer_killed_before_its_stream_opened_is_named_promptly(cluster) -> None:  # type: ignore[no-untyped-def]
+    """bob's process is up (TLS handshakes with its certificate succeed) but stuck before it
+    opens any stream; alice waits for it without a false alarm, then bob is killed."""
+    c = cluster(["alice", "bob"])
+    c.procs["bob"] = subprocess.Popen(
+        [sys.executable, str(HERE / "stuck.py"), str(c.ports["bob"]), str(c.tls_dir), "bob"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+    )  # fmt: skip
+    assert c.procs["bob"].stdout.readline().strip() == "READY"  # type: ignore[union-attr]
+    c.start("alice", "--mode", "answer", "--partner", "bob", "--recv-timeout", "30",
+            "--connect-timeout", "30")  # fmt: skip
+    time.sleep(3.0)  # alive but stuck: not declared dead
+    assert c.procs["alice"].poll() is None, c.result("alice")
+    killed_at = time.time()
+    c.procs["bob"].send_signal(signal.SIGKILL)
+    who, when, msg = _peer_error(c, "alice", timeout=30)
+    assert who == "bob", msg
+    assert "died before opening its stream to us" in msg and "connection refused" in msg, msg
+    assert when - killed_at < LIVENESS_BOUND, f"{when - killed_at:.2f} s: {msg}"
+
+
+def test_frozen_peer_is_named_by_keepalive(cluster) -> None:  # type: ignore[no-untyped-def]
+    """SIGSTOP: the connection stays up but nothing answers, as after a network cut."""
+    c = cluster(["alice", "bob"])
+    ka = ["--keepalive", "1", "--keepalive-timeout", "2"]
+    c.start("alice", "--mode", "answer", "--partner", "bob", "--recv-timeout", "30", *ka)
+    c.start("bob", "--mode", "idle", *ka)
+    assert c.procs["bob"].stdout.readline().strip() == "READY"  # type: ignore[union-attr]
+    frozen_at = time.time()
+    c.procs["bob"].send_signal(signal.SIGSTOP)
+    try:
+        who, when, msg = _peer_error(c, "alice", timeout=30)
+    finally:
+        c.procs["bob"].send_signal(signal.SIGCONT)
+    assert who == "bob" and ("keepalive" in msg or "connection lost" in msg), msg
+    assert when - frozen_at < LIVENESS_BOUND, f"{when - frozen_at:.2f} s: {msg}"
+
+
+def test_busy_peer_is_not_declared_dead(cluster) -> None:  # type: ignore[no-untyped-def]
+    """bob computes (holding the GIL) for 4x the keepalive interval before it sends, longer than
+    a frozen peer takes to be failed (interval + timeout = 3 s, see the test above): the keepalive
+    pings are still answered and the message is delivered."""
+    c = cluster(["alice", "bob"])
+    ka = ["--keepalive", "1", "--keepalive-timeout", "2"]
+    c.start("alice", "--mode", "answer", "--partner", "bob", "--recv-timeout", "30", *ka)
+    c.start("bob", "--mode", "ask", "--partner", "alice", "--busy", "4", *ka)
+    code_b, out_b, err_b = c.result("bob")
+    code, out, err = c.result("alice")
+    assert code_b == 0 and "READY" in out_b and "DONE" in out_b, (out_b, err_b)
+    assert code == 0 and "DONE" in out, (out, err)
+
+
 def test_exit_without_close_does_not_hang(cluster) -> None:  # type: ignore[no-untyped-def]
     c = cluster(["alice", "bob"])
     c.start("alice", "--mode", "answer", "--partner", "bob", "--recv-timeout", "20")

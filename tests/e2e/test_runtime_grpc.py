@@ -41,14 +41,25 @@ def test_failure_names_party_with_traceback_and_stops_others():
     assert "runtime_jobs.py" in ei.value.traceback_text
 
 
-def test_killed_peer_is_named_within_timeout():
+def test_killed_peer_is_named_within_timeout(tmp_path):
+    """bob is SIGKILLed right after its first send. The survivors notice on their own within a
+    few seconds (the nodes start only once every stream is open, so the death is seen as a broken
+    connection), not after the 20 s receive timeout nor when the runner stops them (15 s after
+    bob's death). A survivor may also notice while still waiting for its own start barrier,
+    before its job (and ledger) began."""
     start = time.monotonic()
     with pytest.raises(PartyFailed) as ei:
-        veil.simulate(killed_job, parties=PARTIES, transport="grpc", timeout=20)
+        veil.simulate(killed_job, parties=PARTIES, transport="grpc", timeout=20,
+                      ledger_dir=tmp_path)  # fmt: skip
     elapsed = time.monotonic() - start
     assert ei.value.party == "bob"
     assert "without a result" in ei.value.traceback_text
-    assert elapsed < 40
+    for survivor in ["alice", "carol"]:
+        ledger = tmp_path / f"{survivor}.jsonl"
+        lines = ledger.read_text().splitlines() if ledger.exists() else []
+        waited = [json.loads(x)["seconds"] for x in lines if json.loads(x)["event"] == "waited"]
+        assert all(w < 8.0 for w in waited), (survivor, waited)
+    assert elapsed < 12  # the runner would have stopped the survivors 15 s after bob died
 
 
 def test_large_array_moves_between_processes():

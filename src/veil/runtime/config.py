@@ -10,6 +10,9 @@ private key on disk)::
     [timeouts]                     # seconds; all optional
     connect = 60                   # how long peers may take to come up
     recv = 300                     # longest wait for one message
+    keepalive = 5                  # liveness pings on every connection, this often
+    keepalive_timeout = 5          # a ping unanswered this long: the connection is dead
+    dead_after = 1                 # a peer seen up whose port refuses this long: it died
 
     [parties.bank]
     address = "10.0.0.5:7100"      # host:port this party listens on and peers dial
@@ -63,6 +66,9 @@ class ClusterConfig:
     parties: Mapping[str, PartyConfig]
     connect_timeout: float = 60.0
     recv_timeout: float = 300.0
+    keepalive: float = 5.0
+    keepalive_timeout: float = 5.0
+    dead_after: float = 1.0
     policy: RevealPolicy = field(default_factory=RevealPolicy)
     source: Path | None = None
 
@@ -113,6 +119,10 @@ def _parse_address(text: Any, where: str) -> tuple[str, int]:
     return host, port
 
 
+#: Liveness knobs of ``[timeouts]`` and their defaults (see ``docs/transport.md``, Liveness).
+_LIVENESS = {"keepalive": 5.0, "keepalive_timeout": 5.0, "dead_after": 1.0}
+
+
 def load_config(path: Path) -> ClusterConfig:
     """Read and validate a cluster config file."""
     try:
@@ -159,10 +169,15 @@ def parse_config(
     try:
         connect = float(timeouts.get("connect", 60.0))
         recv = float(timeouts.get("recv", 300.0))
+        live = {k: float(timeouts.get(k, d)) for k, d in _LIVENESS.items()}
     except (TypeError, ValueError):
-        raise ConfigError(f"{src}: [timeouts] connect/recv must be numbers of seconds") from None
-    if connect <= 0 or recv <= 0:
+        raise ConfigError(f"{src}: [timeouts] values must be numbers of seconds") from None
+    if connect <= 0 or recv <= 0 or live["dead_after"] <= 0:
         raise ConfigError(f"{src}: [timeouts] must be positive")
+    if live["keepalive"] < 1 or live["keepalive_timeout"] < 0.5:
+        raise ConfigError(
+            f"{src}: [timeouts] keepalive must be at least 1 s and keepalive_timeout at least 0.5 s"
+        )
     policy = RevealPolicy.from_mapping(data.get("policy", {}), source=f"{src} [policy]")
     return ClusterConfig(
         name=str(cluster.get("name", "veil")),
@@ -170,6 +185,9 @@ def parse_config(
         parties=parties,
         connect_timeout=connect,
         recv_timeout=recv,
+        keepalive=live["keepalive"],
+        keepalive_timeout=live["keepalive_timeout"],
+        dead_after=live["dead_after"],
         policy=policy,
         source=source,
     )

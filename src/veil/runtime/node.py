@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from veil.core import wire
-from veil.errors import ProtocolError, VeilError
+from veil.errors import PeerError, ProtocolError, VeilError
 from veil.runtime.config import ClusterConfig, load_config
 from veil.runtime.context import Context
 from veil.runtime.jobs import JobFn, PartyOutcome, load_job, parse_job_ref, run_party
@@ -37,7 +37,9 @@ def make_budget(limit: tuple[float, float] | None) -> Any:
 
 
 def connect(config: ClusterConfig, party: str) -> Any:
-    """Open ``party``'s gRPC/mTLS link to the cluster (binds its server, dials its peers)."""
+    """Open ``party``'s gRPC/mTLS link to the cluster (binds its server, dials its peers) and
+    wait until every stream is open: a start barrier, so a party that dies once the job has begun
+    is noticed by the others at once rather than after the connect timeout."""
     from veil.transport.certs import TlsFiles
     from veil.transport.grpc_link import GrpcLink, GrpcOptions
 
@@ -45,12 +47,24 @@ def connect(config: ClusterConfig, party: str) -> Any:
     me = config.party(party)
     assert me.key is not None
     addresses = {p.name: (p.host, p.port) for p in config.parties.values()}
-    return GrpcLink(
+    link = GrpcLink(
         party,
         addresses,
         TlsFiles(ca_cert=config.ca, cert=me.cert, key=me.key),
-        GrpcOptions(connect_timeout=config.connect_timeout, recv_timeout=config.recv_timeout),
+        GrpcOptions(
+            connect_timeout=config.connect_timeout,
+            recv_timeout=config.recv_timeout,
+            keepalive_seconds=config.keepalive,
+            keepalive_timeout=config.keepalive_timeout,
+            dead_after=config.dead_after,
+        ),
     )
+    try:
+        link.wait_ready()
+    except BaseException as exc:
+        link.abort(f"{type(exc).__name__}: {exc}")
+        raise
+    return link
 
 
 def run_node(
@@ -148,7 +162,13 @@ def main(argv: list[str] | None = None) -> int:
             privacy_budget=None if args.dp_epsilon is None else (args.dp_epsilon, args.dp_delta),
         )
     except VeilError as exc:
-        outcome = PartyOutcome(args.party, False, error_type=type(exc).__name__, error=str(exc))
+        outcome = PartyOutcome(
+            args.party,
+            False,
+            error_type=type(exc).__name__,
+            error=str(exc),
+            caused_by_peer=exc.party if isinstance(exc, PeerError) else None,  # e.g. at start
+        )
         stats, ledger = {}, []
     except Exception as exc:  # a broken job file: report it like a job failure
         import traceback

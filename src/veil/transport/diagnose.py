@@ -5,7 +5,9 @@ gRPC reports a failed handshake as an opaque "UNAVAILABLE". When a link cannot c
 ``ssl`` module (presenting this party's certificate, as gRPC does), fetches the certificate the
 peer presents, and checks it with ``cryptography`` against the cluster CA and the expected party
 name. The verdict says whether the problem is permanent (a certificate problem: fail now, do not
-wait for the connect timeout) or may go away (the peer is not listening yet: keep retrying).
+wait for the connect timeout) or may go away (the peer is not listening yet: keep retrying), and
+whether anything answered at the address at all (``reach``): the link takes that as evidence that
+a peer is up, or, once it was seen up, that its process is gone.
 
 Only diagnostics happen here; the real connection is always made and verified by gRPC.
 """
@@ -16,6 +18,7 @@ import datetime as _dt
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import Literal
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -33,10 +36,15 @@ class Diagnosis:
         ``True`` for a certificate problem that retrying cannot fix.
     message:
         What is wrong and what to do, without the party prefix (``PeerError`` adds it).
+    reach:
+        What the TCP connect saw: ``"up"`` (something accepted the connection, so a process
+        listens there), ``"refused"`` (nothing listens: connection refused), ``"silent"`` (no
+        answer within the timeout) or ``"error"`` (another network error, e.g. no route).
     """
 
     permanent: bool
     message: str
+    reach: Literal["up", "refused", "silent", "error"] = "up"
 
 
 _FIX_CERT = "re-create the certificates with one `veil certs init` and give each party its own"
@@ -72,12 +80,16 @@ def diagnose(
         sock = socket.create_connection((host, port), timeout=timeout)
     except ConnectionRefusedError:
         return Diagnosis(
-            False, f"nothing listens {where} (not started yet, or a wrong address in the config)"
+            False,
+            f"nothing listens {where} (not started yet, or a wrong address in the config)",
+            "refused",
         )
     except TimeoutError:
-        return Diagnosis(False, f"no answer {where} within {timeout:g} s (host down? firewall?)")
+        return Diagnosis(
+            False, f"no answer {where} within {timeout:g} s (host down? firewall?)", "silent"
+        )
     except OSError as exc:
-        return Diagnosis(False, f"cannot connect {where}: {exc.strerror or exc}")
+        return Diagnosis(False, f"cannot connect {where}: {exc.strerror or exc}", "error")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # we verify the peer's certificate ourselves, below

@@ -7,6 +7,14 @@ and opens one long-lived client stream to every peer
 :mod:`veil.core.wire` frames, streamed in chunks of ``chunk_bytes`` and reassembled at the receiver
 straight into the final array. Nothing received is ever unpickled.
 
+Liveness: a peer that dies is failed within seconds, not after the receive timeout: at once when
+its process dies with a stream open (TCP reset), after ``keepalive_seconds + keepalive_timeout``
+when it goes silent (HTTP/2 keepalive), after ``dead_after`` when it was seen up but dies before
+opening its stream (see :mod:`veil.transport.grpc_client`). A peer never seen up may still be
+starting and is waited for until ``connect_timeout``; a peer busy computing is never failed (gRPC
+answers keepalive pings in its own threads). Calling :meth:`GrpcLink.wait_ready` before the job
+makes every later death a broken stream.
+
 Threat model: the network is hostile, the parties are the cluster members holding certificates
 from the cluster CA. TLS (from gRPC/BoringSSL) gives confidentiality and integrity on the wire;
 mutual authentication binds every stream to a party name: a receiver learns who sent a message
@@ -63,7 +71,17 @@ class GrpcOptions:
     close_timeout:
         Seconds :meth:`GrpcLink.close` waits for queued messages to be flushed.
     keepalive_seconds:
-        HTTP/2 keepalive ping interval and timeout (detects silently dead connections).
+        Interval of the HTTP/2 keepalive pings both ends send on every connection, busy or idle.
+        Pings are answered by gRPC's own threads, so a peer busy computing (even holding the
+        GIL) still answers them; only a peer whose process is gone, frozen or cut off does not.
+    keepalive_timeout:
+        Seconds to wait for the answer to a keepalive ping before the connection is declared
+        dead; a peer lost without a TCP reset (network cut, host down, process stopped) is
+        detected within ``keepalive_seconds + keepalive_timeout``.
+    dead_after:
+        Seconds a peer that was seen up (it reached our server, or we reached its) may refuse
+        connections before it is declared dead, when our stream to it is not open yet. A peer
+        never seen up is waited for until ``connect_timeout`` (it may still be starting).
     """
 
     connect_timeout: float = 30.0
@@ -74,14 +92,24 @@ class GrpcOptions:
     max_pending_bytes: int = 8 << 30
     max_queued_chunks: int = 4
     close_timeout: float = 10.0
-    keepalive_seconds: float = 20.0
+    keepalive_seconds: float = 5.0
+    keepalive_timeout: float = 5.0
+    dead_after: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "recv_timeout", "retry_interval", "close_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"GrpcOptions.{name} must be > 0, got {getattr(self, name)}")
         if self.keepalive_seconds < 1:
-            raise ConfigError("GrpcOptions.keepalive_seconds must be at least 1")
+            raise ConfigError(
+                f"GrpcOptions.keepalive_seconds must be at least 1, got {self.keepalive_seconds}"
+            )
+        if self.keepalive_timeout < 0.5:
+            raise ConfigError(
+                f"GrpcOptions.keepalive_timeout must be at least 0.5, got {self.keepalive_timeout}"
+            )
+        if not self.dead_after > 0:
+            raise ConfigError(f"GrpcOptions.dead_after must be > 0, got {self.dead_after}")
         if not MIN_CHUNK_BYTES <= self.chunk_bytes <= 1 << 30:
             raise ConfigError(
                 f"GrpcOptions.chunk_bytes must be in [{MIN_CHUNK_BYTES}, 2^30], "
@@ -161,12 +189,20 @@ class GrpcLink(Link):
             chunk_bytes=options.chunk_bytes,
             max_message_bytes=options.max_message_bytes,
             keepalive_seconds=options.keepalive_seconds,
+            keepalive_timeout=options.keepalive_timeout,
         )
         self._out: dict[str, Outbound] = {}
         for p in self.peers:
             h, pt = self.addresses[p]
             self._out[p] = Outbound(
-                party, p, h, pt, material, options, on_fail=self._outbound_failed(p)
+                party,
+                p,
+                h,
+                pt,
+                material,
+                options,
+                on_fail=self._outbound_failed(p),
+                liveness=_PeerLiveness(self._inbox, p),
             )
         for ob in self._out.values():
             ob.start()
@@ -181,8 +217,11 @@ class GrpcLink(Link):
     def wait_ready(self, timeout: float | None = None) -> None:
         """Block until the streams to and from every peer are open.
 
-        Call it right after construction: a peer that has already finished and closed its link
-        counts as a failure.
+        Call it right after construction. A peer that connected and has already finished (closed
+        its link cleanly) counts as ready; one that failed, died or cannot be reached does not.
+        Calling it before the job starts is a start barrier: every stream is open when it
+        returns, so a peer that dies afterwards is noticed at once (see the liveness section of
+        ``docs/transport.md``).
 
         Parameters
         ----------
@@ -198,7 +237,7 @@ class GrpcLink(Link):
         deadline = time.monotonic() + wait
         for p, ob in self._out.items():
             why = ob.wait_open(deadline)
-            if why is not None:
+            if why is not None and not self._inbox.closed_cleanly(p):
                 raise PeerError(p, why)
         problem = self._inbox.wait_connected(deadline)
         if problem is not None:
@@ -296,6 +335,20 @@ class GrpcLink(Link):
             self.close()
         else:
             self.abort(f"{exc_type.__name__}: {exc}")
+
+
+class _PeerLiveness:
+    """One peer's view of the inbox's liveness evidence, for its :class:`Outbound`."""
+
+    def __init__(self, inbox: Inbox, peer: str) -> None:
+        self._inbox = inbox
+        self._peer = peer
+
+    def saw(self, at: float | None = None) -> None:
+        self._inbox.seen_alive(self._peer, at)
+
+    def last_seen(self) -> float | None:
+        return self._inbox.last_seen(self._peer)
 
 
 def _check_address(party: str, addr: Any) -> tuple[str, int]:

@@ -10,7 +10,12 @@ protobuf) to this server and writes frames (:mod:`veil.transport.frames`) into i
   the certificate is refused;
 * reassembles frames into messages under the limits and delivers them to the :class:`Inbox`;
 * on any malformed frame logs an error naming the peer (logger ``veil.transport``), marks the
-  peer failed, aborts that stream and keeps serving the others. It never unpickles anything.
+  peer failed, aborts that stream and keeps serving the others. It never unpickles anything;
+* sends HTTP/2 keepalive pings every ``keepalive_seconds`` and drops a connection whose pings go
+  unanswered for ``keepalive_timeout`` (a peer frozen or cut off without a TCP reset); it accepts
+  the peers' own keepalive pings at that rate, even on connections without calls;
+* records every authenticated connection check (``Ping``) as evidence that the caller is up
+  (:meth:`Inbox.seen_alive`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import grpc
 from veil.errors import ConfigError
 from veil.transport.certs import TlsMaterial
 from veil.transport.frames import FRAME_OVERHEAD, FrameError, Kind, Reassembler
-from veil.transport.inbox import Inbox
+from veil.transport.inbox import CLOSED, Inbox
 
 SERVICE = "veil.Link"
 METHOD = "Stream"
@@ -89,7 +94,7 @@ class LinkServer:
         TLS material of this party (server certificate, CA to verify clients).
     inbox:
         Where complete messages and peer states go.
-    chunk_bytes, max_message_bytes, keepalive_seconds:
+    chunk_bytes, max_message_bytes, keepalive_seconds, keepalive_timeout:
         Limits (see :class:`veil.transport.grpc_link.GrpcOptions`).
 
     Raises
@@ -109,6 +114,7 @@ class LinkServer:
         chunk_bytes: int,
         max_message_bytes: int,
         keepalive_seconds: float,
+        keepalive_timeout: float,
     ) -> None:
         self.party = party
         self._peers = frozenset(peers)
@@ -123,9 +129,12 @@ class LinkServer:
             ("grpc.max_receive_message_length", self._max_frame),
             ("grpc.max_send_message_length", 1 << 16),
             ("grpc.keepalive_time_ms", ka_ms),
-            ("grpc.keepalive_timeout_ms", ka_ms),
+            ("grpc.keepalive_timeout_ms", int(keepalive_timeout * 1000)),
+            ("grpc.http2.ping_timeout_ms", int(keepalive_timeout * 1000)),
             ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_recv_ping_interval_without_data_ms", max(ka_ms // 2, 1000)),
+            ("grpc.http2.max_pings_without_data", 0),
+            # peers ping every keepalive_seconds, with or without calls: never GOAWAY them for it
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", max(ka_ms // 2, 500)),
             ("grpc.http2.max_ping_strikes", 0),
         ]
         self._server = grpc.server(
@@ -196,12 +205,14 @@ class LinkServer:
     def _ping(self, request: bytes, context: Any) -> bytes:
         """Answer a connecting peer with this party's name (after checking who it is)."""
         try:
-            self._identify(context)
+            peer = self._identify(context)
         except _Refused as r:
             _log.error(
                 "party %r refused a connection from %s: %s", self.party, context.peer(), r.message
             )
             context.abort(r.code, f"party {self.party!r} refused the connection: {r.message}")
+            return b""  # not reached: abort raises
+        self._inbox.seen_alive(peer)
         return self.party.encode()
 
     def _serve(self, requests: Iterator[bytes], context: Any) -> bytes:
@@ -247,8 +258,9 @@ class LinkServer:
     def _cut(self, peer: str) -> None:
         """The stream from ``peer`` ended without GOODBYE/ABORT (causes look alike from here)."""
         why = (
-            "connection lost without a goodbye (the process died or the network failed; or a "
-            f"frame over the {self._max_frame}-byte gRPC limit: same chunk_bytes everywhere?)"
+            "connection lost without a goodbye (the process died, the network failed or it "
+            "stopped answering keepalive pings; or a frame over the "
+            f"{self._max_frame}-byte gRPC limit: same chunk_bytes everywhere?)"
         )
         if self._inbox.mark_gone(peer, why) and not self.closing:
             _log.error("party %r: stream from %r broke: %s", self.party, peer, why)
@@ -271,7 +283,7 @@ class LinkServer:
             if msg.kind is Kind.BYTES or msg.kind is Kind.ARRAY:
                 self._inbox.put(peer, msg.key, msg.item, msg.nbytes)
             elif msg.kind is Kind.GOODBYE:
-                self._inbox.mark_gone(peer, "closed its link (finished its job)")
+                self._inbox.mark_gone(peer, CLOSED)
                 return
             elif msg.kind is Kind.ABORT:
                 self._inbox.mark_gone(peer, f"failed: {msg.item}")

@@ -4,6 +4,9 @@ The gRPC server threads :meth:`Inbox.put` complete messages here; the party's ow
 :meth:`Inbox.get` them. The inbox also remembers, per peer, whether its stream has connected and
 why it is gone (closed cleanly, failed, died, sent garbage) so every blocked and future receive
 from a dead peer fails at once with that reason, after the messages that did arrive are drained.
+It also keeps, per peer, when the peer was last seen up (its connection check or stream reached
+our server, or our side reached its server): the outbound stream uses that to tell a peer that
+died from one that is still starting (see :mod:`veil.transport.grpc_client`).
 
 Memory is bounded per peer: bytes of messages received but not yet taken (plus a message being
 reassembled) may not exceed ``max_pending_bytes``; :meth:`Inbox.reserve` refuses beyond that.
@@ -19,6 +22,9 @@ from typing import Any
 
 from veil.errors import PeerError
 from veil.transport.frames import FrameError
+
+#: Why a peer that ended its stream with GOODBYE is gone.
+CLOSED = "closed its link (finished its job)"
 
 
 class Inbox:
@@ -52,6 +58,7 @@ class Inbox:
         self._queues: dict[tuple[str, str], deque[tuple[Any, int]]] = defaultdict(deque)
         self._gone: dict[str, str] = {}
         self._connected: set[str] = set()
+        self._seen: dict[str, float] = {}
         self._pending = dict.fromkeys(peers, 0)
         self._aborted: str | None = None
         self._peers = tuple(peers)
@@ -69,8 +76,21 @@ class Inbox:
             if peer in self._connected:
                 return f"a stream from {peer!r} is already open; a party connects only once"
             self._connected.add(peer)
+            self._seen[peer] = time.monotonic()
             self._cond.notify_all()
             return None
+
+    def seen_alive(self, peer: str, at: float | None = None) -> None:
+        """Record evidence that ``peer``'s process was up at ``at`` (default: now)."""
+        when = time.monotonic() if at is None else at
+        with self._cond:
+            if when > self._seen.get(peer, float("-inf")):
+                self._seen[peer] = when
+
+    def last_seen(self, peer: str) -> float | None:
+        """``time.monotonic()`` instant ``peer`` was last seen up, or ``None`` if never."""
+        with self._cond:
+            return self._seen.get(peer)
 
     def reserve(self, peer: str, nbytes: int) -> None:
         """Count ``nbytes`` more pending bytes from ``peer``; raise :class:`FrameError` if over."""
@@ -156,22 +176,32 @@ class Inbox:
                     raise PeerError(peer, reason)
                 left = deadline - now
                 if left <= 0:
-                    raise PeerError(
-                        peer, f"no message under key {key!r} within {wait:g} s (timeout)"
-                    )
+                    why = f"no message under key {key!r} within {wait:g} s (timeout)"
+                    if peer not in self._connected:
+                        why += (
+                            "; it has not connected to us yet (still starting, or it died "
+                            "before we ever saw it up)"
+                        )
+                    raise PeerError(peer, why)
                 if peer not in self._connected:
                     left = min(left, max(self.connect_deadline - now, 0.0) + 1e-3)
                 self._cond.wait(left)
 
+    def closed_cleanly(self, peer: str) -> bool:
+        """Whether ``peer`` connected, then ended its stream with GOODBYE (it finished)."""
+        with self._cond:
+            return peer in self._connected and self._gone.get(peer) == CLOSED
+
     def wait_connected(self, deadline: float) -> tuple[str, str] | None:
         """Block until every peer has connected; return ``(peer, why)`` of a failure, else ``None``.
 
-        A failure is a peer that is gone, or one still missing when ``deadline`` passes.
+        A failure is a peer that is gone (other than one that connected and has already finished
+        cleanly), or one still missing when ``deadline`` passes.
         """
         with self._cond:
             while True:
                 for p in self._peers:
-                    if p in self._gone:
+                    if p in self._gone and not (p in self._connected and self._gone[p] == CLOSED):
                         return p, self._gone[p]
                 missing = [p for p in self._peers if p not in self._connected]
                 if not missing:
@@ -182,4 +212,4 @@ class Inbox:
                 self._cond.wait(left)
 
 
-__all__ = ["Inbox"]
+__all__ = ["CLOSED", "Inbox"]
