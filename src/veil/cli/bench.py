@@ -25,10 +25,12 @@ ROUTES: dict[str, tuple[str, bool]] = {
     "load": ("veil.bench.load", False),
     "link.": ("veil.bench.link", False),
     "tee": ("veil.bench.tee", False),
+    "gwas": ("veil.bench.gwas", False),
 }
 
 EXAMPLES = """Benchmarks: mpc.{matmul,mul,less,sigmoid,reciprocal,exp}, he.{encrypt,histogram},
-lr.train, sb.train, psi.intersect, secagg.round, fl.round, link.{throughput,rtt}, tee, load.
+lr.train, sb.train, psi.intersect, secagg.round, fl.round, link.{throughput,rtt}, tee, load,
+gwas (federated GWAS vs PLINK 1.9: --times K --sites N).
 Options depend on the benchmark: `veil bench NAME --help`."""
 
 

@@ -182,7 +182,7 @@ def run(
 
 @app.command()
 def demo(
-    name: Annotated[str, typer.Argument(help="Which demo: risk, fl, load, portfolio.")] = "risk",
+    name: Annotated[str, typer.Argument(help="risk, fl, load, portfolio, gwas.")] = "risk",
     out: Annotated[Path | None, typer.Option(help="Output folder (default out/<name>).")] = None,
     transport: Annotated[str, typer.Option(help="grpc (processes, mTLS) or memory.")] = "grpc",
     protocol: Annotated[str, typer.Option(help="risk: MPC protocol, semi2k or aby3.")] = "semi2k",
@@ -222,8 +222,12 @@ def demo(
             from veil.apps import load_demo
 
             load_demo.run_demo(folder, transport=transport)  # type: ignore[arg-type]
+        elif name == "gwas":
+            from veil.apps import gwas_demo
+
+            gwas_demo.run(folder, transport=transport)  # type: ignore[arg-type]
         else:
-            raise ConfigError(f"unknown demo {name!r}; available: risk, fl, load, portfolio")
+            raise ConfigError(f"unknown demo {name!r}; available: risk, fl, load, portfolio, gwas")
 
 
 @app.command()
