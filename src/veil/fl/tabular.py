@@ -64,23 +64,11 @@ class Prepared:
 
 def read_table(path: str | Path, party: str, spec: TableSpec) -> Any:
     """Read a client's CSV, with errors naming the party and the file."""
-    import pandas as pd
+    from veil.data.tables import read_party_csv
 
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"party {party!r}: input file {p} not found")
-    try:
-        df = pd.read_csv(p)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"party {party!r}: cannot read {p} as CSV: {exc}") from None
-    if spec.label not in df.columns:
-        raise DataError(
-            f"party {party!r}: {p} has no label column {spec.label!r}; columns: {list(df.columns)}"
-        )
-    if len(df) == 0:
-        raise DataError(f"party {party!r}: {p} has no rows")
+    df = read_party_csv(path, party, spec.label, what="label")
     if df[spec.label].isna().any():
-        raise DataError(f"party {party!r}: {p} has rows without a label ({spec.label!r})")
+        raise DataError(f"party {party!r}: {path} has rows without a label ({spec.label!r})")
     return df.drop(columns=[c for c in spec.drop if c in df.columns])
 
 

@@ -72,7 +72,7 @@ def test_report(bank_files, tmp_path):
     [
         (
             lambda f, tmp: f | {"b2": tmp / "missing.csv"},
-            "'b2': input file .*missing.csv not found",
+            "'b2': file .*missing.csv not found",
         ),
         (lambda f, tmp: f, "not 0/1: name the positive class"),
     ],
