@@ -47,6 +47,13 @@ above is in ``docs/secureboost.md``: the weather provider learns the row set of 
 (which training times fall together), the utility the per-bin gradient sums and counts of the
 weather columns and, per test row, which side of each weather split it takes — never a
 temperature or threshold.
+
+**Both** (``model="both"``, ``veil demo load``): one alignment (one PSI), then ridge's stages,
+then SecureBoost's on the same rows; the union of both models' reveals and leakage. The MPC's
+third party takes part in ridge only (it receives both models' row and column bookkeeping, and
+ridge's metrics; the trees' metrics go to the utility and the weather provider).
+
+Every party returns its seconds and the bytes it sent per stage (:class:`StageMeter`).
 """
 
 from __future__ import annotations
@@ -71,6 +78,31 @@ Array = np.ndarray[Any, Any]
 
 #: Fewest training rows accepted.
 MIN_TRAIN_ROWS = 100
+
+#: The job's models: closed-form ridge under MPC, vertical SecureBoost, or both on one alignment.
+MODELS = ("ridge", "secureboost", "both")
+
+
+class StageMeter:
+    """Seconds and bytes this party sent, per stage: :meth:`lap` closes the stage that began
+    at the previous lap (or at construction). Local bookkeeping, no messages."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self.seconds: dict[str, float] = {}
+        self.bytes_sent: dict[str, int] = {}
+        self._t = time.perf_counter()
+        self._b = self._sent()
+
+    def _sent(self) -> int:
+        return int(self._ctx.stats()["bytes_sent"])
+
+    def lap(self, stage: str) -> None:
+        """Record ``stage`` as the time and traffic since the previous lap."""
+        t, b = time.perf_counter(), self._sent()
+        self.seconds[stage] = t - self._t
+        self.bytes_sent[stage] = b - self._b
+        self._t, self._b = t, b
 
 
 def policy_rules(utility: str) -> list[dict[str, Any]]:
@@ -269,54 +301,57 @@ def _split(ctx: Context, utility: str, has_data: bool, times: Array, ok_u: Any, 
     return np.concatenate([train_pos, test_pos]), n_train, n_test
 
 
+@dataclass(frozen=True)
+class _Aligned:
+    """What every stage starts from: the party's series (``None`` at a party without data), the
+    common times (sorted), their published count and data-quality counts, the public split."""
+
+    utility: str
+    weather: str
+    series: Series | None
+    target: str
+    times: Array
+    n: int
+    quality: dict[str, Any]
+    window: Window
+    horizon_ns: int
+
+
 def _secureboost_stages(
-    ctx: Context,
-    utility: str,
-    weather: str,
-    series: Series | None,
-    target: str,
-    times: Array,
-    n: int,
-    quality: dict[str, Any],
-    seconds: dict[str, float],
-    window: Window,
-    horizon_ns: int,
-    settings: TreeSettings,
+    ctx: Context, a: _Aligned, meter: StageMeter, settings: TreeSettings, prefix: str = ""
 ) -> dict[str, Any]:
-    """Features, SecureBoost training, joint inference and evaluation (module docstring)."""
+    """Features, SecureBoost training, joint inference and evaluation (module docstring).
+    Stages are recorded as ``prefix + name`` in ``meter``."""
+    utility, weather, series, times, n = a.utility, a.weather, a.series, a.times, a.n
     me = ctx.party
     u_p, w_p = ctx.parties(utility, weather)
-    t0 = time.perf_counter()
-    lags = ft.lags_for_horizon(horizon_ns)
+    lags = ft.lags_for_horizon(a.horizon_ns)
     X = y = None
     names: list[str] = []
     ok = np.zeros(n, dtype=bool)
     if series is not None and me == utility:
-        X, names, y, ok = utility_tree_raw(series, times, target, grid_step(times), lags)
+        X, names, y, ok = utility_tree_raw(series, times, a.target, grid_step(times), lags)
     elif series is not None:
         cols, ok = weather_raw(series, times)
         X, names = np.column_stack(list(cols.values())), list(cols)
     ok_u = ctx.reveal(u_p(lambda: ok)(), tag="data.rows")
     ok_w = ctx.reveal(w_p(lambda: ok)(), tag="data.rows")
-    rows, n_train, n_test = _split(ctx, utility, series is not None, times, ok_u, ok_w, window)
+    rows, n_train, n_test = _split(ctx, utility, series is not None, times, ok_u, ok_w, a.window)
     names_u = ctx.reveal(u_p(lambda: names)(), tag="data.columns")
     names_w = ctx.reveal(w_p(lambda: names)(), tag="data.columns")
     Xr = None if X is None else X[rows]
-    seconds["features"] = time.perf_counter() - t0
+    meter.lap(prefix + "features")
 
-    t0 = time.perf_counter()
     params = settings.params()
     sb = SecureBoost(ctx, utility, [weather], **params)
     y_tr = None if y is None else y[rows][:n_train]
     sb.fit(None if Xr is None else Xr[:n_train], y_tr)
-    seconds["secure_training"] = time.perf_counter() - t0
+    meter.lap(prefix + "secure_training")
 
-    t0 = time.perf_counter()
     pred = sb.predict(None if Xr is None else Xr[n_train:])
     forecast = ctx.reveal(u_p(lambda: pred)(), to=u_p, tag="forecast")
-    seconds["secure_inference"] = time.perf_counter() - t0
+    meter.lap(prefix + "secure_inference")
 
-    t0 = time.perf_counter()
     alone = None
 
     def evaluate() -> dict[str, Any]:
@@ -328,13 +363,15 @@ def _secureboost_stages(
         return {"utility_only": metrics(y_rows[n_train:], alone),
                 "joint_secure": metrics(y_rows[n_train:], forecast)}  # fmt: skip
 
-    models = ctx.reveal(u_p(evaluate)(), tag="metrics.models")
-    seconds["evaluation"] = time.perf_counter() - t0
+    # to the model's two parties: a third party of the job (model="both") does not wait
+    # through the training for them
+    models = ctx.reveal(u_p(evaluate)(), to=[u_p, w_p], tag="metrics.models")
+    meter.lap(prefix + "evaluation")
     out: dict[str, Any] = {
-        "n_common": n, "n_train": n_train, "n_test": n_test, "quality": quality,
+        "n_common": n, "n_train": n_train, "n_test": n_test, "quality": a.quality,
         "unusable_rows": {utility: int(n - np.count_nonzero(ok_u)),
                           weather: int(n - np.count_nonzero(ok_w))},
-        "models": models, "seconds": seconds,
+        "models": models, "seconds": meter.seconds, "bytes_by_stage": meter.bytes_sent,
         "secureboost": {"n_trees": sb.n_trees_, "settings": dataclasses.asdict(settings),
                         "label_holder_seconds": dict(sb.seconds_)},
         "features": {utility: list(names_u), weather: list(names_w), "secure": []},
@@ -347,6 +384,121 @@ def _secureboost_stages(
             "forecast": np.asarray(forecast, dtype=float),
             "utility_only": alone,
         }
+    return out
+
+
+def _ridge_stages(
+    ctx: Context,
+    a: _Aligned,
+    meter: StageMeter,
+    third: str,
+    protocol: str,
+    alpha: float,
+    spec: ft.FeatureSpec,
+) -> dict[str, Any]:
+    """Owner-side features, interactions and ridge under MPC, secure inference, evaluation
+    (module docstring, steps 3–5)."""
+    utility, weather, series, times, n = a.utility, a.weather, a.series, a.times, a.n
+    me = ctx.party
+    u_p, w_p = ctx.parties(utility, weather)
+    lags = ft.lags_for_horizon(a.horizon_ns, weekly=spec.weekly_lag)
+    u_raw = w_cols = None
+    ok = np.zeros(n, dtype=bool)
+    if series is not None and me == utility:
+        step = grid_step(times)
+        Xu_raw, u_names, y, ok = utility_raw(series, times, a.target, step, lags)
+        u_raw = (Xu_raw, u_names, y)
+    elif series is not None:
+        w_cols, ok = weather_raw(series, times)
+    ok_u = ctx.reveal(u_p(lambda: ok)(), tag="data.rows")
+    ok_w = ctx.reveal(w_p(lambda: ok)(), tag="data.rows")
+    rows, n_train, n_test = _split(ctx, utility, series is not None, times, ok_u, ok_w, a.window)
+    tr = np.arange(n_train)  # positions of the training rows within ``rows``
+    blocks: dict[str, Any] = {}
+    if u_raw is not None:
+        Zu, Fz, f_names = utility_design(u_raw[0], times, rows, tr, spec)
+        blocks = {"u": Zu, "f": Fz, "y": u_raw[2][rows], "names": u_raw[1] + f_names}
+    if w_cols is not None and series is not None:
+        try:
+            Zw, w_names = weather_design(w_cols, rows, tr, spec)
+        except DataError as exc:
+            raise DataError(f"party {me!r}: {series.path}: {exc}") from None
+        blocks = {"w": Zw, "names": w_names}
+    names_u = ctx.reveal(u_p(lambda: blocks.get("names"))(), tag="data.columns")
+    names_w = ctx.reveal(w_p(lambda: blocks.get("names"))(), tag="data.columns")
+    n_f = 2 * spec.fourier_k
+    names_u, f_names = list(names_u[:-n_f]), list(names_u[-n_f:])
+    meter.lap("features")
+
+    mpc = _device(ctx, protocol, utility, weather, third)
+    zu = u_p(lambda: blocks.get("u"))().to(mpc)
+    fz = u_p(lambda: blocks.get("f"))().to(mpc)
+    zw = w_p(lambda: blocks.get("w"))().to(mpc)
+    y_tr = u_p(lambda: blocks["y"][:n_train] if "y" in blocks else None)().to(mpc)
+    m, kw = n_train + n_test, len(names_w)
+    inter = (zw.reshape(m, kw, 1) * fz.reshape(m, 1, n_f)).reshape(m, kw * n_f)
+    from veil.mpc import concatenate
+
+    X = concatenate([zu, zw, inter], axis=1)
+    meter.lap("secure_features")
+
+    ridge = _fit(mpc, u_p, blocks, zu[:n_train], X[:n_train, zu.shape[1] :], y_tr, alpha)
+    meter.lap("secure_training")
+
+    forecast = ctx.reveal(ridge.predict(X[n_train:]), to=u_p, tag="forecast")
+    meter.lap("secure_inference")
+
+    alone = None
+
+    def evaluate() -> dict[str, Any]:
+        nonlocal alone
+        y_rows = blocks["y"]
+        w, b = ridge_plain(blocks["u"][:n_train], y_rows[:n_train], alpha)
+        alone = blocks["u"][n_train:] @ w + b
+        return {"utility_only": metrics(y_rows[n_train:], alone),
+                "joint_secure": metrics(y_rows[n_train:], forecast)}  # fmt: skip
+
+    models = ctx.reveal(u_p(evaluate)(), tag="metrics.models")
+    meter.lap("evaluation")
+    out: dict[str, Any] = {
+        "n_common": n, "n_train": n_train, "n_test": n_test, "quality": a.quality,
+        "unusable_rows": {utility: int(n - np.count_nonzero(ok_u)),
+                          weather: int(n - np.count_nonzero(ok_w))},
+        "models": models, "seconds": meter.seconds, "bytes_by_stage": meter.bytes_sent,
+        "ns_steps": ridge.ns_steps_used_,
+        "features": {utility: names_u, weather: names_w,
+                     "secure": ft.pairwise_names(names_w, f_names)},
+    }  # fmt: skip
+    if me == utility:
+        out["test"] = {
+            "time": iso_times(times[rows[n_train:]]),
+            "actual": blocks["y"][n_train:],
+            "forecast": np.asarray(forecast, dtype=float),
+            "utility_only": alone,
+        }
+    return out
+
+
+def _join(ridge: dict[str, Any], trees: dict[str, Any]) -> dict[str, Any]:
+    """One result for ``model="both"``: ridge's keys as they are, the trees' models as
+    ``utility_only_trees`` / ``joint_secureboost``, their stages already prefixed."""
+    if (ridge["n_train"], ridge["n_test"]) != (trees["n_train"], trees["n_test"]):
+        raise DataError("ridge and SecureBoost used different rows (a bug): "
+                        f"{ridge['n_train']}/{ridge['n_test']} vs "
+                        f"{trees['n_train']}/{trees['n_test']} training/test rows")  # fmt: skip
+    out = dict(ridge)
+    tm = trees["models"]  # None at the third party (not a recipient)
+    if tm is not None:
+        out["models"] = {**ridge["models"], "utility_only_trees": tm["utility_only"],
+                         "joint_secureboost": tm["joint_secure"]}  # fmt: skip
+    out["secureboost"] = trees["secureboost"]
+    out["features"] = {**ridge["features"], "secureboost": trees["features"]}
+    if "test" in ridge:
+        rt, tt = ridge["test"], trees["test"]
+        if rt["time"] != tt["time"]:
+            raise DataError("ridge and SecureBoost forecast different test times (a bug)")
+        out["test"] = {**rt, "forecast_secureboost": tt["forecast"],
+                       "utility_only_trees": tt["utility_only"]}  # fmt: skip
     return out
 
 
@@ -372,14 +524,21 @@ def demand_job(
 ) -> dict[str, Any]:
     """SPMD job (see module docstring). Data parties pass their own ``csv``; ``third`` is the
     semi2k dealer or aby3's third computing party (it holds no data; not a party of the job
-    with ``model="secureboost"``, whose settings ``trees`` are :class:`TreeSettings` fields)."""
-    if model not in ("ridge", "secureboost"):
-        raise ConfigError(f"unknown model {model!r}: use ridge or secureboost")
+    with ``model="secureboost"``, whose settings ``trees`` are :class:`TreeSettings` fields).
+
+    ``model="both"`` trains ridge (MPC) and then SecureBoost on the same alignment (one PSI):
+    ridge's results under the usual keys, SecureBoost's models as ``utility_only_trees`` and
+    ``joint_secureboost``, its stages as ``secureboost.<stage>``, its test forecasts as
+    ``test.forecast_secureboost``. The third party takes part in ridge only.
+
+    Every party returns its per-stage ``seconds`` and ``bytes_by_stage`` (bytes it sent)."""
+    if model not in MODELS:
+        raise ConfigError(f"unknown model {model!r}: use ridge, secureboost or both")
+    settings = TreeSettings(**(trees or {}))
     me = ctx.party
     spec = ft.FeatureSpec(n_knots=n_knots, degree=degree, fourier_k=fourier_k)
     u_p, w_p = ctx.parties(utility, weather)
-    seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
+    meter = StageMeter(ctx)
     series = read_series(csv, me, time_col) if me in (utility, weather) else None
     if series is not None and me == utility:
         series.numeric(target)  # a non-numeric target fails here, naming party and file
@@ -395,91 +554,15 @@ def demand_job(
     if n < 2:
         raise DataError(f"parties {utility!r} and {weather!r} share {n} timestamps; check that "
                         "both files cover the same period (and the --time column)")  # fmt: skip
-    seconds["align"] = time.perf_counter() - t0
+    meter.lap("align")
+    aligned = _Aligned(utility, weather, series, target, times, n, quality,
+                       Window(test_from, test_to), horizon_ns)  # fmt: skip
     if model == "secureboost":
-        return _secureboost_stages(ctx, utility, weather, series, target, times, n, quality,
-                                   seconds, Window(test_from, test_to), horizon_ns,
-                                   TreeSettings(**(trees or {})))  # fmt: skip
-
-    t0 = time.perf_counter()
-    lags = ft.lags_for_horizon(horizon_ns, weekly=spec.weekly_lag)
-    u_raw = w_cols = None
-    ok = np.zeros(n, dtype=bool)
-    if series is not None and me == utility:
-        step = grid_step(times)
-        Xu_raw, u_names, y, ok = utility_raw(series, times, target, step, lags)
-        u_raw = (Xu_raw, u_names, y)
-    elif series is not None:
-        w_cols, ok = weather_raw(series, times)
-    ok_u = ctx.reveal(u_p(lambda: ok)(), tag="data.rows")
-    ok_w = ctx.reveal(w_p(lambda: ok)(), tag="data.rows")
-    rows, n_train, n_test = _split(ctx, utility, series is not None, times, ok_u, ok_w,
-                                   Window(test_from, test_to))  # fmt: skip
-    tr = np.arange(n_train)  # positions of the training rows within ``rows``
-    blocks: dict[str, Any] = {}
-    if u_raw is not None:
-        Zu, Fz, f_names = utility_design(u_raw[0], times, rows, tr, spec)
-        blocks = {"u": Zu, "f": Fz, "y": u_raw[2][rows], "names": u_raw[1] + f_names}
-    if w_cols is not None and series is not None:
-        try:
-            Zw, w_names = weather_design(w_cols, rows, tr, spec)
-        except DataError as exc:
-            raise DataError(f"party {me!r}: {series.path}: {exc}") from None
-        blocks = {"w": Zw, "names": w_names}
-    names_u = ctx.reveal(u_p(lambda: blocks.get("names"))(), tag="data.columns")
-    names_w = ctx.reveal(w_p(lambda: blocks.get("names"))(), tag="data.columns")
-    n_f = 2 * spec.fourier_k
-    names_u, f_names = list(names_u[:-n_f]), list(names_u[-n_f:])
-    seconds["features"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    mpc = _device(ctx, protocol, utility, weather, third)
-    zu = u_p(lambda: blocks.get("u"))().to(mpc)
-    fz = u_p(lambda: blocks.get("f"))().to(mpc)
-    zw = w_p(lambda: blocks.get("w"))().to(mpc)
-    y_tr = u_p(lambda: blocks["y"][:n_train] if "y" in blocks else None)().to(mpc)
-    m, kw = n_train + n_test, len(names_w)
-    inter = (zw.reshape(m, kw, 1) * fz.reshape(m, 1, n_f)).reshape(m, kw * n_f)
-    from veil.mpc import concatenate
-
-    X = concatenate([zu, zw, inter], axis=1)
-    seconds["secure_features"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    ridge = _fit(mpc, u_p, blocks, zu[:n_train], X[:n_train, zu.shape[1] :], y_tr, alpha)
-    seconds["secure_training"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    forecast = ctx.reveal(ridge.predict(X[n_train:]), to=u_p, tag="forecast")
-    seconds["secure_inference"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-
-    alone = None
-
-    def evaluate() -> dict[str, Any]:
-        nonlocal alone
-        y_rows = blocks["y"]
-        w, b = ridge_plain(blocks["u"][:n_train], y_rows[:n_train], alpha)
-        alone = blocks["u"][n_train:] @ w + b
-        return {"utility_only": metrics(y_rows[n_train:], alone),
-                "joint_secure": metrics(y_rows[n_train:], forecast)}  # fmt: skip
-
-    models = ctx.reveal(u_p(evaluate)(), tag="metrics.models")
-    seconds["evaluation"] = time.perf_counter() - t0
-    out: dict[str, Any] = {
-        "n_common": n, "n_train": n_train, "n_test": n_test, "quality": quality,
-        "unusable_rows": {utility: int(n - np.count_nonzero(ok_u)),
-                          weather: int(n - np.count_nonzero(ok_w))},
-        "models": models, "seconds": seconds, "ns_steps": ridge.ns_steps_used_,
-        "features": {utility: names_u, weather: names_w,
-                     "secure": ft.pairwise_names(names_w, f_names)},
-    }  # fmt: skip
-    if me == utility:
-        out["test"] = {
-            "time": iso_times(times[rows[n_train:]]),
-            "actual": blocks["y"][n_train:],
-            "forecast": np.asarray(forecast, dtype=float),
-            "utility_only": alone,
-        }
-    return out
+        return _secureboost_stages(ctx, aligned, meter, settings)
+    ridge = _ridge_stages(ctx, aligned, meter, third, protocol, alpha, spec)
+    if model == "ridge":
+        return ridge
+    # the third party holds no data and takes no part in SecureBoost's messages; it receives
+    # the published bookkeeping (rows, split, columns) but not the trees' metrics, so it
+    # finishes without waiting for their training
+    return _join(ridge, _secureboost_stages(ctx, aligned, meter, settings, "secureboost."))

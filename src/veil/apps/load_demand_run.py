@@ -8,7 +8,9 @@ the same interactions and the same ridge penalty, fitted in float64 by
 :func:`veil.ml.ridge.ridge_plain`. With ``--model secureboost`` it is xgboost (``hist``, squared
 error) on both parties' raw tree columns with the same trees, depth, learning rate, bins and
 ``reg_lambda`` (xgboost is needed for this check only); ``joint_vs_pooled.veil_plaintext_twin``
-adds veil's own trainer on the same pooled columns. It never runs in a deployment.
+adds veil's own trainer on the same pooled columns. With ``model="both"`` (``veil demo load``)
+both checks run: ridge's under the usual keys, the trees' as ``models.pooled_plaintext_trees``
+and ``joint_vs_pooled_trees``. It never runs in a deployment.
 
 Nothing is written unless the whole run succeeds; each output file is written atomically.
 """
@@ -28,6 +30,7 @@ import numpy as np
 from veil.apps.load_data import Series, iso_times, parse_date, parse_duration, read_series
 from veil.apps.load_demand import (
     MIN_TRAIN_ROWS,
+    MODELS,
     TreeSettings,
     Window,
     demand_job,
@@ -52,12 +55,16 @@ from veil.runtime.policy import RevealPolicy
 from veil.runtime.simulate import simulate_detailed
 
 THIRD = {"semi2k": "dealer", "aby3": "helper"}
-MODELS = ("ridge", "secureboost")
+
+#: The pooled checks of each model: ridge's, the trees' (xgboost).
+_CHECKS = {"ridge": ("ridge",), "secureboost": ("secureboost",), "both": ("ridge", "secureboost")}
 
 
 @dataclass(frozen=True)
 class DemandOptions:
-    """Options every party of the job agrees on (public)."""
+    """Options every party of the job agrees on (public). ``model``: ``ridge`` (MPC),
+    ``secureboost`` (vertical trees, HE) or ``both`` (one alignment, both models, e.g. the
+    demo); ``protocol`` and ``alpha`` are ridge's, ``trees`` SecureBoost's."""
 
     time_col: str
     target_party: str
@@ -94,10 +101,10 @@ def _roles(files: Mapping[str, Path], opts: DemandOptions) -> tuple[str, str]:
         raise ConfigError(f"--target names party {opts.target_party!r}, which has no --party file")
     other = next(p for p in files if p != opts.target_party)
     if opts.model not in MODELS:
-        raise ConfigError(f"--model must be ridge or secureboost, got {opts.model!r}")
+        raise ConfigError(f"--model must be ridge, secureboost or both, got {opts.model!r}")
     if opts.protocol not in THIRD:
         raise ConfigError(f"--protocol must be semi2k or aby3, got {opts.protocol!r}")
-    if opts.model == "ridge" and THIRD[opts.protocol] in files:
+    if opts.model != "secureboost" and THIRD[opts.protocol] in files:
         raise ConfigError(f"{THIRD[opts.protocol]!r} names the MPC's third party; rename yours")
     return opts.target_party, other
 
@@ -107,7 +114,7 @@ def check_inputs(files: Mapping[str, Path], opts: DemandOptions) -> dict[str, Se
     utility, _ = _roles(files, opts)
     window = opts.window()
     parse_duration(opts.horizon)
-    if opts.model == "secureboost":
+    if opts.model != "ridge":
         _xgboost()  # the pooled check needs it: fail before the job, not after
     series = {p: read_series(path, p, opts.time_col) for p, path in files.items()}
     for s in series.values():
@@ -138,10 +145,16 @@ def _xgboost() -> Any:
     return xgboost
 
 
-def pooled_check(series: Mapping[str, Series], opts: DemandOptions) -> dict[str, Any]:
-    """The same model on the pooled plaintext (a check, see module docstring)."""
+def pooled_check(
+    series: Mapping[str, Series], opts: DemandOptions, model: str | None = None
+) -> dict[str, Any]:
+    """The same model on the pooled plaintext (a check, see module docstring): ``model``
+    (``ridge`` or ``secureboost``; default ``opts.model``)."""
     utility, weather = _roles(series, opts)  # type: ignore[arg-type]
-    if opts.model == "secureboost":
+    model = model or opts.model
+    if model not in ("ridge", "secureboost"):
+        raise ConfigError(f"pooled_check: model must be ridge or secureboost, got {model!r}")
+    if model == "secureboost":
         return _pooled_trees(series[utility], series[weather], opts)
     spec = ft.FeatureSpec(n_knots=opts.n_knots, degree=opts.degree, fourier_k=opts.fourier_k)
     su, sw = series[utility], series[weather]
@@ -201,9 +214,9 @@ def run(
     utility, weather = _roles(files, opts)
     series = check_inputs(files, opts)
     window = opts.window()
-    trees = opts.model == "secureboost"
+    only_trees = opts.model == "secureboost"
     third = THIRD[opts.protocol]
-    parties = [utility, weather] if trees else [utility, weather, third]
+    parties = [utility, weather] if only_trees else [utility, weather, third]
     common = {
         "utility": utility, "weather": weather, "third": third, "time_col": opts.time_col,
         "target": opts.target, "test_from": window.test_from, "test_to": window.test_to,
@@ -215,7 +228,9 @@ def run(
     policy = RevealPolicy.from_mapping({"default": "deny", "rule": policy_rules(utility)},
                                        source="demand job policy")  # fmt: skip
     how = "processes, gRPC + mutual TLS" if transport == "grpc" else "threads, in memory"
-    scheme = f"SecureBoost, OU-{opts.trees.key_bits}" if trees else opts.protocol
+    sb_scheme = f"SecureBoost, OU-{opts.trees.key_bits}"
+    scheme = {"ridge": f"ridge, {opts.protocol}", "secureboost": sb_scheme,
+              "both": f"ridge, {opts.protocol}; then {sb_scheme}"}[opts.model]  # fmt: skip
     console.print(f"[bold]joint demand model[/]: {', '.join(parties)} ({how}, {scheme})"
                   " — align, features, secure training, secure inference")  # fmt: skip
     t = time.perf_counter()
@@ -223,41 +238,62 @@ def run(
                             per_party_params=True, policy=policy, seed=seed)  # fmt: skip
     total = time.perf_counter() - t
     mine = res.results[utility]
+    stage_bytes = {s: {p: int(res.results[p]["bytes_by_stage"][s]) for p in parties}
+                   for s in mine["bytes_by_stage"]}  # fmt: skip
     for stage, secs in mine["seconds"].items():
-        console.print(f"  {stage:<18} {secs:7.2f} s")
-    what = "xgboost" if trees else "ridge"
-    console.print(f"[bold]check[/]: pooled plaintext {what} on this machine (check only)")
-    t = time.perf_counter()
-    pooled = pooled_check(series, opts)
-    check_seconds = time.perf_counter() - t
+        mb = sum(stage_bytes[stage].values()) / 1e6
+        console.print(f"  {stage:<30} {secs:7.2f} s {mb:9.1f} MB")
     test = mine["test"]
-    if pooled["time"] != test["time"]:
-        raise DataError("the pooled check aligned different test rows than the job (a bug)")
-    diff = np.abs(np.asarray(test["forecast"]) - pooled["forecast"])
-    report = {
-        "job": "demand", "transport": transport, "model": opts.model,
-        "protocol": f"secureboost-ou{opts.trees.key_bits}" if trees else opts.protocol,
+    models = dict(mine["models"])
+    seconds = dict(mine["seconds"])
+    compare: dict[str, Any] = {}
+    for kind in _CHECKS[opts.model]:
+        trees = kind == "secureboost"
+        what = "xgboost" if trees else "ridge"
+        console.print(f"[bold]check[/]: pooled plaintext {what} on this machine (check only)")
+        t = time.perf_counter()
+        pooled = pooled_check(series, opts, kind)
+        if pooled["time"] != test["time"]:
+            raise DataError("the pooled check aligned different test rows than the job (a bug)")
+        # under model="both" the trees' keys carry a suffix; alone, each model has the plain keys
+        sfx = "_trees" if trees and not only_trees else ""
+        joint = "joint_secureboost" if sfx else "joint_secure"
+        forecast = test["forecast_secureboost"] if sfx else test["forecast"]
+        models[f"pooled_plaintext{sfx}"] = pooled["metrics"]
+        diff = np.abs(np.asarray(forecast) - pooled["forecast"])
+        cmp: dict[str, Any] = {"max_abs_forecast_diff": float(diff.max()),
+                               "mape_diff_pp": abs(models[joint]["mape"]
+                                                   - pooled["metrics"]["mape"])}  # fmt: skip
+        if trees:
+            twin = pooled["twin"]
+            twin["mape_diff_pp"] = abs(models[joint]["mape"] - twin["mape"])
+            cmp["veil_plaintext_twin"] = twin
+        compare[f"joint_vs_pooled{sfx}"] = cmp
+        seconds[f"pooled_check{sfx}"] = time.perf_counter() - t
+    seconds["total_job"] = total
+    order = [*_LABELS, *models]  # ridge's three, then the trees' three
+    models = {m: models[m] for m in dict.fromkeys(order) if m in models}
+    sb_protocol = f"secureboost-ou{opts.trees.key_bits}"
+    protocol = {"ridge": opts.protocol, "secureboost": sb_protocol,
+                "both": f"{opts.protocol}+{sb_protocol}"}[opts.model]  # fmt: skip
+    report: dict[str, Any] = {
+        "job": "demand", "transport": transport, "model": opts.model, "protocol": protocol,
         "parties": parties, "target": f"{utility}:{opts.target}",
         "n_common": mine["n_common"], "n_train": mine["n_train"], "n_test": mine["n_test"],
         "test_period": [test["time"][0], test["time"][-1]],
-        "models": {**mine["models"], "pooled_plaintext": pooled["metrics"]},
-        "joint_vs_pooled": {"max_abs_forecast_diff": float(diff.max()),
-                            "mape_diff_pp": abs(mine["models"]["joint_secure"]["mape"]
-                                                - pooled["metrics"]["mape"])},
+        "models": models, **compare,
         "data_quality": mine["quality"], "unusable_rows": mine["unusable_rows"],
         "bytes_sent": {p: s["bytes_sent"] for p, s in res.stats.items()},
+        "bytes_by_stage": stage_bytes,
         "messages": {p: s["messages_sent"] for p, s in res.stats.items()},
-        "seconds": {**mine["seconds"], "pooled_check": check_seconds, "total_job": total},
+        "seconds": seconds,
         "features": mine["features"],
         "options": asdict(opts), "policy": policy.to_mapping(),
         "ledger": merge_ledgers(res.ledgers.values()),
     }  # fmt: skip
-    if trees:
+    if "secureboost" in mine:
         report["secureboost"] = mine["secureboost"]
-        twin = pooled["twin"]
-        twin["mape_diff_pp"] = abs(mine["models"]["joint_secure"]["mape"] - twin["mape"])
-        report["joint_vs_pooled"]["veil_plaintext_twin"] = twin
-    else:
+    if "ns_steps" in mine:
         report["newton_schulz_steps"] = mine["ns_steps"]
     write_outputs(out, report, test)
     print_summary(console, report)
@@ -265,39 +301,73 @@ def run(
 
 
 def write_outputs(out: Path, report: dict[str, Any], test: dict[str, Any]) -> None:
-    """``forecast.csv``, ``report.html`` then ``report.json`` (each atomic)."""
+    """``forecast.csv``, ``report.html`` then ``report.json`` (each atomic). ``forecast.csv``
+    has ``time``, ``actual``, ``forecast`` (the joint model; ridge's with ``model="both"``)
+    and, with ``model="both"``, ``forecast_secureboost``."""
+    cols = ["time", "actual", "forecast"]
+    if test.get("forecast_secureboost") is not None:
+        cols.append("forecast_secureboost")
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["time", "actual", "forecast"])
-    for row in zip(test["time"], test["actual"], test["forecast"], strict=True):
-        w.writerow([row[0], f"{row[1]:.6g}", f"{row[2]:.6g}"])
+    w.writerow(cols)
+    for row in zip(*(test[c] for c in cols), strict=True):
+        w.writerow([row[0], *(f"{v:.6g}" for v in row[1:])])
     sections = html_sections(report, test)  # figures first: errors surface before writing
     write_atomic(out / "forecast.csv", buf.getvalue().encode())
     write_html(out / "report.html", "veil — day-ahead demand forecast", sections)
     write_json(out / "report.json", report)
 
 
+#: Names of the models in the report's tables.
+_LABELS = {
+    "utility_only": "utility only",
+    "joint_secure": "joint, secure",
+    "pooled_plaintext": "pooled plaintext (check)",
+    "utility_only_trees": "utility only, trees",
+    "joint_secureboost": "joint, SecureBoost",
+    "pooled_plaintext_trees": "pooled plaintext, xgboost (check)",
+}
+
+
+def _model_label(report: dict[str, Any], key: str) -> str:
+    if report.get("model") == "both" and key in ("utility_only", "joint_secure",
+                                                  "pooled_plaintext"):  # fmt: skip
+        return f"{_LABELS[key]}, ridge"
+    return _LABELS.get(key, key)
+
+
 def html_sections(report: dict[str, Any], test: dict[str, Any]) -> list[tuple[str, str]]:
     """The report's (heading, HTML) sections: the first test week (actual, joint secure,
-    utility only) and the tables. ``test`` has ``time``, ``actual``, ``forecast`` and optionally
-    ``utility_only`` (e.g. :func:`read_forecast` of a finished run)."""
+    SecureBoost with ``model="both"``, utility only) and the tables. ``test`` has ``time``,
+    ``actual``, ``forecast`` and optionally ``forecast_secureboost`` and ``utility_only``
+    (e.g. :func:`read_forecast` of a finished run)."""
     plt = pyplot()
+    both = report.get("model") == "both"
     steps = max(1, len(test["time"]))
     day = round(ft.NS_PER_DAY / max(1, _step_ns(test["time"])))
     k = min(steps, 7 * day)
     x = np.arange(k)
     fig, ax = plt.subplots(figsize=(10, 3.6))
     ax.plot(x, np.asarray(test["actual"])[:k], color="k", lw=1.2, label="actual")
-    ax.plot(x, np.asarray(test["forecast"])[:k], lw=1, label="joint secure")
+    label = "joint secure ridge (MPC)" if both else "joint secure"
+    ax.plot(x, np.asarray(test["forecast"])[:k], lw=1, label=label)
+    if test.get("forecast_secureboost") is not None:
+        ax.plot(x, np.asarray(test["forecast_secureboost"])[:k], lw=1,
+                label="joint SecureBoost (HE)")  # fmt: skip
     if test.get("utility_only") is not None:
-        ax.plot(x, np.asarray(test["utility_only"])[:k], lw=1, ls="--", label="utility only")
+        only = "utility only (ridge)" if both else "utility only"
+        ax.plot(x, np.asarray(test["utility_only"])[:k], lw=1, ls="--", label=only)
     ticks = list(range(0, k, day))
     ax.set_xticks(ticks, [test["time"][i][:10] for i in ticks], fontsize=8)
     ax.set(ylabel=report["target"], title="first week of the test period")
     ax.legend(fontsize=8)
     week = figure_png(fig)
-    models = [[m, v["mape"], v["rmse"]] for m, v in report["models"].items()]
-    stages = [[s, v] for s, v in report["seconds"].items()]
+    models = [[_model_label(report, m), m, v["mape"], v["rmse"]]
+              for m, v in report["models"].items()]  # fmt: skip
+    by_stage = report.get("bytes_by_stage", {})
+    senders = list(report["bytes_sent"])
+    stages = [[s, v, *(by_stage.get(s, {}).get(p, "") for p in senders)]
+              for s, v in report["seconds"].items()]  # fmt: skip
     traffic = [[p, report["bytes_sent"][p], report["messages"][p]] for p in report["bytes_sent"]]
     quality = [[p, *(q[c] for c in ("rows", "unparsable", "duplicated_rows", "gaps",
                                      "step_minutes"))]
@@ -305,15 +375,16 @@ def html_sections(report: dict[str, Any], test: dict[str, Any]) -> list[tuple[st
     reveals = [[e["party"], e["event"], e["tag"], e.get("from") or "device", ",".join(e["to"]),
                 str(e["value"].get("shape"))] for e in report["ledger"]]  # fmt: skip
     sections = [
-        ("Models (test period)", table_html(["model", "MAPE %", "RMSE"], models)
+        ("Models (test period)", table_html(["model", "key", "MAPE %", "RMSE"], models)
          + f'<p><img src="{week}"></p><p class=note>{report["n_common"]} common timestamps '
          f"(private set intersection), {report['n_train']} training and {report['n_test']} "
          "test rows. " + _how_trained(report) + "; only the forecasts reach the utility. "
-         "The pooled plaintext model is a check computed on this machine only.</p>"),
+         "The pooled plaintext models are checks computed on this machine only.</p>"),
         ("Data quality (reported, not repaired)", table_html(
             ["party", "rows", "unparsable times", "duplicated rows", "gaps", "step (min)"],
             quality)),
-        ("Stages (seconds)", table_html(["stage", "seconds"], stages)),
+        ("Stages (seconds)", table_html(
+            ["stage", "seconds", *(f"bytes sent by {p}" for p in senders)], stages)),
         ("Traffic", table_html(["party", "bytes sent", "messages sent"], traffic)),
         ("Audit ledger: every reveal", table_html(
             ["recorded by", "event", "tag", "from", "to", "shape"], reveals)),
@@ -322,21 +393,35 @@ def html_sections(report: dict[str, Any], test: dict[str, Any]) -> list[tuple[st
 
 
 def _how_trained(report: dict[str, Any]) -> str:
+    settings = report.get("secureboost", {}).get("settings", {})
+    trees = (f"{settings['n_estimators']} trees of depth {settings['max_depth']}, learning rate "
+             f"{settings['learning_rate']}; " if settings else "")  # fmt: skip
+    sb = (f"vertical SecureBoost ({trees}gradients under homomorphic encryption, each party's "
+          "split thresholds kept at home), which scores the test rows by the joint prediction "
+          "protocol")  # fmt: skip
     if report.get("model") == "secureboost":
-        return ("The joint model is vertical SecureBoost (gradients under homomorphic encryption, "
-                "each party's split thresholds kept at home) and scores the test rows by the "
-                "joint prediction protocol; the pooled plaintext model is xgboost with the same "
+        return (f"The joint model is {sb}; the pooled plaintext model is xgboost with the same "
                 "settings")  # fmt: skip
-    return f"The joint model is trained and evaluated under MPC ({report['protocol']})"
+    ridge = f"trained and evaluated under MPC ({report['protocol'].split('+')[0]})"
+    if report.get("model") == "both":
+        return (
+            f"Two joint models on one alignment: ridge, {ridge}, and {sb}; the pooled "
+            "checks are float64 ridge and xgboost with the trees' settings"
+        )
+    return f"The joint model is {ridge}"
 
 
 def read_forecast(out: Path) -> dict[str, Any]:
-    """``out/forecast.csv`` of a finished run as ``{time, actual, forecast}``."""
+    """``out/forecast.csv`` of a finished run as ``{time, actual, forecast}`` (and
+    ``forecast_secureboost`` when the run trained both models)."""
     import pandas as pd
 
     df = pd.read_csv(out / "forecast.csv")
-    return {"time": df["time"].astype(str).tolist(), "actual": df["actual"].to_numpy(),
-            "forecast": df["forecast"].to_numpy()}  # fmt: skip
+    got = {"time": df["time"].astype(str).tolist(), "actual": df["actual"].to_numpy(),
+           "forecast": df["forecast"].to_numpy()}  # fmt: skip
+    if "forecast_secureboost" in df.columns:
+        got["forecast_secureboost"] = df["forecast_secureboost"].to_numpy()
+    return got
 
 
 def _step_ns(times: list[str]) -> int:

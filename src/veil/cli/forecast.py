@@ -27,7 +27,7 @@ def forecast(
         typer.Option(
             help="ridge (splines + interactions, trained under MPC) or secureboost (vertical "
             "gradient-boosted trees on the raw columns, gradients under HE; pooled check: "
-            "xgboost)."
+            "xgboost), or both (one alignment, both models reported)."
         ),
     ] = "ridge",
     protocol: Annotated[str, typer.Option(help="ridge: semi2k (+ dealer) or aby3.")] = "semi2k",

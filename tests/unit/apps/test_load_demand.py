@@ -195,7 +195,7 @@ def test_cli_unreadable_time_column(paths, tmp_path):
 def test_cli_bad_target_spec_and_model(paths, tmp_path):
     out = tmp_path / "out"
     _fails(_cli(paths, out, target="Demand"), out, "PARTY:COLUMN")
-    _fails(_cli(paths, out, "--model", "forest"), out, "ridge or secureboost")
+    _fails(_cli(paths, out, "--model", "forest"), out, "ridge, secureboost or both")
     _fails(_cli(paths, out, "--model", "secureboost", "--trees", "0"), out, "n_estimators")
     _fails(_cli(paths, out, target="nobody:Demand"), out, "nobody")
 
@@ -261,6 +261,66 @@ def test_secureboost_job_matches_its_plaintext_twin(tmp_path):
     # picks one at random (the twin: the lowest), so a rare new row may differ.
     same = np.isclose(fc, twin.predict_own(X[test]), rtol=1e-5)
     assert same.mean() > 0.97, same.mean()
+
+
+def test_both_models_on_one_alignment(tmp_path):
+    """``model="both"`` (the demo): ridge under MPC and SecureBoost on one PSI, ridge's keys
+    unchanged, the trees' models, forecasts, stages and bytes beside them."""
+    pytest.importorskip("xgboost")
+    from veil.apps.load_demand import TreeSettings
+
+    paths = write_files(tmp_path / "data", synthetic(days=45))
+    settings = TreeSettings(n_estimators=6, max_depth=3, learning_rate=0.5, key_bits=1024,
+                            insecure=True)  # fmt: skip
+    opts = DemandOptions(time_col="time", target_party="utility", target="Demand",
+                         test_from="2015-04-09", test_to="2015-04-12", model="both",
+                         trees=settings)  # fmt: skip
+    out = tmp_path / "out"
+    rep = run(paths, opts, out, transport="memory")
+    m = rep["models"]
+    assert list(m) == ["utility_only", "joint_secure", "pooled_plaintext", "utility_only_trees",
+                       "joint_secureboost", "pooled_plaintext_trees"]  # fmt: skip
+    assert all(set(v) == {"mape", "rmse"} for v in m.values())
+    assert rep["parties"] == ["utility", "weather", "dealer"] and rep["n_test"] == 4 * 48
+    assert rep["protocol"] == "semi2k+secureboost-ou1024"
+    # ridge as with model="ridge"; the trees as with model="secureboost"
+    assert abs(m["joint_secure"]["mape"] - m["pooled_plaintext"]["mape"]) < 0.1
+    assert rep["joint_vs_pooled"]["max_abs_forecast_diff"] < 0.02
+    assert m["joint_secureboost"]["mape"] < m["utility_only_trees"]["mape"] - 0.5
+    assert abs(m["joint_secureboost"]["mape"] - m["pooled_plaintext_trees"]["mape"]) < 0.3
+    assert rep["joint_vs_pooled_trees"]["veil_plaintext_twin"]["mape_diff_pp"] < 0.02
+    assert rep["secureboost"]["n_trees"] == 6 and rep["newton_schulz_steps"] > 0
+    assert rep["features"]["secureboost"]["weather"] == ["Temperature"]
+    assert len(rep["features"]["secure"]) == 36  # ridge's interactions
+    # per-stage seconds and bytes: both models' stages, the bytes add up to each party's total
+    sb = ["secureboost.features", "secureboost.secure_training",
+          "secureboost.secure_inference", "secureboost.evaluation"]  # fmt: skip
+    assert {"align", "secure_training", "pooled_check", "pooled_check_trees", *sb} <= set(
+        rep["seconds"]
+    )
+    stages = rep["bytes_by_stage"]
+    assert list(stages) == ["align", "features", "secure_features", "secure_training",
+                            "secure_inference", "evaluation", *sb]  # fmt: skip
+    for p, total in rep["bytes_sent"].items():
+        assert sum(s[p] for s in stages.values()) == total, p
+    # the dealer takes no part in SecureBoost; the utility sends one OU-1024 ciphertext (128
+    # bytes) per training row and tree
+    assert all(stages[s]["dealer"] == 0 for s in sb)
+    assert stages["secureboost.secure_training"]["utility"] > 6 * rep["n_train"] * 128
+    fc = pd.read_csv(out / "forecast.csv")
+    assert list(fc.columns) == ["time", "actual", "forecast", "forecast_secureboost"]
+    back = read_forecast(out)
+    assert set(back) == {"time", "actual", "forecast", "forecast_secureboost"}
+    assert m["joint_secureboost"]["mape"] == pytest.approx(
+        100 * np.mean(np.abs(fc["forecast_secureboost"] - fc["actual"]) / fc["actual"]), rel=1e-4
+    )
+    html = (out / "report.html").read_text()
+    assert "joint_secureboost" in html and "SecureBoost" in html and "ridge" in html
+    forecasts = [e for e in rep["ledger"] if e["tag"] == "forecast"]
+    assert len(forecasts) == 2 * 3 and all(e["to"] == ["utility"] for e in forecasts)
+    tags = {e["tag"] for e in rep["ledger"]}
+    assert tags <= {"data.quality", "psi.size", "data.rows", "data.split", "data.columns",
+                    "forecast", "metrics.models"}  # fmt: skip
 
 
 # ------------------------------------------------------------------ aby3, horizon, policy
