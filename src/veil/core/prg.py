@@ -7,6 +7,7 @@ are "PRG-compressed" (a seed replaces a whole random array on the wire). Seeds c
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -59,7 +60,7 @@ class Prg:
         """Uniform unsigned integers of ``dtype`` (uint8/16/32/64) and ``shape`` (writeable)."""
         shp = (shape,) if isinstance(shape, int) else tuple(shape)
         dt = np.dtype(dtype)
-        nbytes = dt.itemsize * int(np.prod(shp, dtype=np.int64))
+        nbytes = dt.itemsize * math.prod(shp)
         if len(self._zeros) < nbytes:
             self._zeros = bytearray(nbytes)
         # CTR's update_into needs block_size - 1 spare bytes in the output buffer.

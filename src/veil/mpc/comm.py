@@ -12,6 +12,7 @@ depended on the kernel's previous messages. Kernels declare rounds and bytes
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -58,7 +59,7 @@ class Comm:
         """Receive an array from ``frm`` and check its size and dtype before reshaping."""
         arr = self.link.recv_array(frm, key)
         dt = np.dtype(dtype)
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)
         if arr.dtype != dt or arr.size != count:
             raise PeerError(
                 frm,

@@ -10,6 +10,7 @@ it in the same order (SPMD).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +63,7 @@ class SecretTensor:
     @property
     def size(self) -> int:
         """Number of elements."""
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     @property
     def reveal_kind(self) -> str:
@@ -322,8 +323,19 @@ def concatenate(items: Sequence[SecretTensor], axis: int = 0) -> SecretTensor:
         ncomp = len(first.shares)
         out = tuple(np.concatenate([t.shares[k] for t in items], axis=axis) for k in range(ncomp))
         return first._new(out, out[0].shape)
-    dummies = [np.broadcast_to(np.zeros((), np.uint8), t.shape) for t in items]
-    return first._new((), np.concatenate(dummies, axis=axis).shape)
+    # no shares here (dealer, outsider): only the shape; numpy raises on a mismatch
+    nd = first.ndim
+    ax = axis % nd if nd and -nd <= axis < nd else -1
+
+    def rest(shape: Shape) -> Shape:
+        return shape[:ax] + shape[ax + 1 :]
+
+    if ax < 0 or any(t.ndim != nd or rest(t.shape) != rest(first.shape) for t in items):
+        dummies = [np.broadcast_to(np.zeros((), np.uint8), t.shape) for t in items]
+        return first._new((), np.concatenate(dummies, axis=axis).shape)
+    return first._new(
+        (), (*first.shape[:ax], sum(t.shape[ax] for t in items), *rest(first.shape)[ax:])
+    )
 
 
 def stack(items: Sequence[SecretTensor], axis: int = 0) -> SecretTensor:

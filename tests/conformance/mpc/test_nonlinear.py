@@ -63,6 +63,23 @@ def test_sigmoid_modes(setup: Setup) -> None:
     assert np.max(np.abs(cheap - _sig(x))) <= 1e-2
 
 
+def test_sigmoid_scale_is_folded_in(setup: Setup) -> None:
+    x = np.concatenate([rng.uniform(-12, 12, 500), [-8.0, 0.0, 8.0, 300.0, -300.0]])
+    (acc, cheap), rounds, _ = setup.run(
+        lambda a: (vm.sigmoid(a, scale=0.1), vm.sigmoid(a, mode="cheap", scale=0.1)),
+        x,
+        with_stats=True,
+    )
+    assert np.max(np.abs(acc - 0.1 * _sig(x))) <= 5e-5
+    assert np.max(np.abs(cheap - 0.1 * _sig(x))) <= 1e-3
+    (cheap1,), rounds1, _ = setup.run(lambda a: (vm.sigmoid(a, mode="cheap"),), x, with_stats=True)
+    assert np.max(np.abs(cheap1 - _sig(x))) <= 1e-2
+    if setup.protocol == "semi2k":  # msb 8 + 1 + three product levels (2 each) + 1
+        assert rounds1 == 16
+    elif setup.protocol == "aby3":  # msb 9 + 1 + 3·2 + 2
+        assert rounds1 == 18
+
+
 def test_softmax(setup: Setup) -> None:
     x = rng.uniform(-6, 6, (40, 7))
     x[0] = [30.0, -30.0, 0, 0, 0, 0, 0]  # a clipped difference

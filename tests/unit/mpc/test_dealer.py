@@ -63,3 +63,59 @@ def test_correlations_reconstruct() -> None:
     r = c - a * b  # the dealer's hidden mask
     assert np.array_equal(rt, (r & np.uint64(2**63 - 1)) >> np.uint64(18))
     assert np.array_equal(m, r >> np.uint64(63))
+
+
+def _fixed_triples(shift_dealer_rows: int) -> dict:
+    """A reused mask A (8 × 3) and two fixed-operand triples on row blocks of it; the dealer
+    slices its A ``shift_dealer_rows`` further down than the parties (a misaligned reuse)."""
+
+    def body(lp: LocalParty) -> tuple:
+        comm = Comm(lp.link, lp.next_key, "t")
+        d = DealerSource(comm, PARTIES, "dealer", "setup")
+        mask = d.fixed_mask((8, 3))
+        out = [mask]
+        for k, (lo, tr) in enumerate(((0, False), (4, True))):
+            a = None
+            if d.is_dealer:
+                lo = (lo + shift_dealer_rows) % 5
+                a = mask[0][lo : lo + 4]
+                a = a.T if tr else a
+            sb, sc = ((4, 2), (3, 2)) if tr else ((3,), (4,))
+            out.append(d.beaver_trunc_fixed(f"f{k}", a, sb, sc, 18) + d.mask_pair(f"f{k}", sc))
+        return tuple(out)
+
+    return run_parties((*PARTIES, "dealer", "outsider"), body)
+
+
+def _fixed_ok(res: dict) -> list[bool]:
+    parts = [res[p] for p in PARTIES]
+
+    def add(i: int, j: int) -> np.ndarray:
+        return sum((p[i][j] for p in parts[1:]), parts[0][i][j].copy())
+
+    a_full = add(0, 0)
+    assert np.array_equal(a_full, res["dealer"][0][0])  # the dealer's A is the shares' sum
+    ok = []
+    for i, (lo, tr) in enumerate(((0, False), (4, True)), start=1):
+        a = a_full[lo : lo + 4]
+        a = a.T if tr else a
+        b, c, rt, m = (add(i, j) for j in range(4))
+        r = c - ring_matmul(a, b)  # what the mask must be if the triple is consistent
+        ok.append(
+            bool(
+                np.array_equal(rt, (r & np.uint64(2**63 - 1)) >> np.uint64(18))
+                and np.array_equal(m, r >> np.uint64(63))
+            )
+        )
+    return ok
+
+
+def test_fixed_mask_triples_reconstruct() -> None:
+    res = _fixed_triples(0)
+    assert res["outsider"] == ((), (), ())
+    assert _fixed_ok(res) == [True, True]
+
+
+def test_misaligned_fixed_mask_reuse_is_detected() -> None:
+    # the dealer multiplies the wrong rows of A: c − A_R·b is then not the mask of the pair
+    assert _fixed_ok(_fixed_triples(1)) == [False, False]

@@ -19,6 +19,7 @@ request the same sizes in the same order (SPMD program order).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -183,7 +184,7 @@ class DealerSource:
         """
         if self.idle:
             return ()
-        n = int(np.prod(shape, dtype=np.int64))
+        n = math.prod(shape)
         if self.is_dealer:
             r = self._own.random_u64(shape) if private_r else self._sum(self._draw(shape))
             both = np.empty(2 * n, dtype=np.uint64)
@@ -221,14 +222,7 @@ class DealerSource:
             return ()
         if self.is_dealer:
             a, b = self._sum(self._draw(sa)), self._sum(self._draw(sb))
-            r = self._own.random_u64(sc)
-            c = ring_matmul(a, b) if matmul else a * b
-            c += r
-            self._correct(key + "/c", c, [g.random_u64(sc) for g in self._prgs[1:]])
-            n = r.size
-            both = np.empty(2 * n, dtype=np.uint64)
-            self._pair_parts(r, bits, both)
-            self._correct(key + "/p", both, [g.random_u64(2 * n) for g in self._prgs[1:]])
+            self._send_masked_product(key, ring_matmul(a, b) if matmul else a * b, bits)
             return ()
         a_i = self._prgs[0].random_u64(sa)
         b_i = self._prgs[0].random_u64(sb)
@@ -236,12 +230,52 @@ class DealerSource:
         assert c_i is not None
         return a_i, b_i, c_i
 
+    def _send_masked_product(self, key: str, c: Arr, bits: int) -> None:
+        """Dealer: send party 0 its shares of ``c + r`` and of the truncation pair of ``r``."""
+        sc = c.shape
+        r = self._own.random_u64(sc)
+        c += r
+        self._correct(key + "/c", c, [g.random_u64(sc) for g in self._prgs[1:]])
+        n = r.size
+        both = np.empty(2 * n, dtype=np.uint64)
+        self._pair_parts(r, bits, both)
+        self._correct(key + "/p", both, [g.random_u64(2 * n) for g in self._prgs[1:]])
+
+    def fixed_mask(self, shape: Shape) -> tuple[Arr, ...]:
+        """A uniform mask ``A`` meant to be reused: the dealer gets ``(A,)``, party ``i`` its
+        share ``(A_i,)`` (drawn from its stream; nothing is sent)."""
+        if self.idle:
+            return ()
+        if self.is_dealer:
+            return (self._sum(self._draw(shape)),)
+        return (self._prgs[0].random_u64(shape),)
+
+    def beaver_trunc_fixed(
+        self, key: str, a: Arr | None, sb: Shape, sc: Shape, bits: int
+    ) -> tuple[Arr, ...]:
+        """:meth:`beaver_trunc` for a matrix product whose left mask is a reused ``A``
+        (:meth:`fixed_mask`, here already sliced/transposed: ``a`` at the dealer, ``None``
+        at parties): fresh ``b`` and ``r``, ``Σ c_i = a @ b + r``. Parties get ``(b_i, c_i)``;
+        the pair follows with :meth:`mask_pair` (same ``key``)."""
+        if self.idle:
+            return ()
+        if self.is_dealer:
+            if a is None:
+                raise ConfigError("the dealer needs its mask A for a fixed-operand triple")
+            b = self._sum(self._draw(sb))
+            self._send_masked_product(key, ring_matmul(a, b), bits)
+            return ()
+        b_i = self._prgs[0].random_u64(sb)
+        c_i = self._derived(key + "/c", sc)
+        assert c_i is not None
+        return b_i, c_i
+
     def mask_pair(self, key: str, sc: Shape) -> tuple[Arr, ...]:
         """Party: shares ``(rt_i, m_i)`` of ``((r mod 2^63) >> bits, msb(r))`` for the ``r`` of
         the preceding :meth:`beaver_trunc` with the same ``key``."""
         if self.idle or self.is_dealer:
             return ()
-        n = int(np.prod(sc, dtype=np.int64))
+        n = math.prod(sc)
         both = self._derived(key + "/p", (2 * n,))
         assert both is not None
         return both[:n].reshape(sc), both[n:].reshape(sc)

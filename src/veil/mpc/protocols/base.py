@@ -13,6 +13,7 @@ reshape, slice, transpose, sum) apply to every component and are generic
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,38 @@ class Cost:
     bytes: int
 
 
+#: Public selection of rows of a fixed operand: a slice (step 1) or an integer index array.
+Rows = slice | np.ndarray[Any, Any]
+
+#: Kernels of the fixed-operand interface (:meth:`Protocol.fix`), costed by
+#: :meth:`Protocol.fixed_cost`.
+FIXED_KERNELS = ("fix", "fixed_matmul_trunc")
+
+
+@dataclass(frozen=True)
+class Fixed:
+    """A secret matrix prepared by :meth:`Protocol.fix` for many products with fresh operands.
+
+    ``parts`` is protocol-specific: by default the party's shares themselves; semi2k keeps
+    the opened ``X − A`` and its share of the reused mask ``A`` (the dealer keeps ``A``).
+    """
+
+    shape: Shape
+    parts: tuple[Ring, ...]
+
+
+def select_rows(m: Ring, rows: Rows, transpose: bool) -> Ring:
+    """``m[rows]`` (``.T`` if ``transpose``) of a 2-D array (a view for slices)."""
+    sel = m[rows]
+    return sel.T if transpose else sel
+
+
+def selected_shape(shape: Shape, rows: Rows, transpose: bool) -> Shape:
+    """Shape of :func:`select_rows` on a matrix of ``shape``."""
+    n = len(range(*rows.indices(shape[0]))) if isinstance(rows, slice) else len(rows)
+    return (shape[1], n) if transpose else (n, shape[1])
+
+
 def map_shares(fn: Callable[[Ring], Ring], x: Shares) -> Shares:
     """Apply a local, linear, component-wise function to every component."""
     return tuple(fn(c) for c in x)
@@ -48,7 +81,7 @@ def zip_shares(fn: Callable[[Ring, Ring], Ring], x: Shares, y: Shares) -> Shares
 
 def numel(shape: Shape) -> int:
     """Number of elements of ``shape``."""
-    return int(np.prod(shape, dtype=np.int64))
+    return math.prod(shape)
 
 
 class Protocol(ABC):
@@ -127,6 +160,29 @@ class Protocol(ABC):
         """``trunc(x @ y)``; protocols may fuse the two."""
         return self.trunc(self.matmul(x, y, sx, sy), matmul_shape(sx, sy), bits)
 
+    # ------------------------------------------------------ fixed operand
+    def fix(self, x: Shares, shape: Shape) -> Fixed:
+        """Prepare the secret matrix ``x`` for many :meth:`fixed_matmul_trunc` calls.
+
+        Default: keep the shares (products are ordinary :meth:`matmul_trunc` calls). semi2k
+        opens ``x − A`` once for a dealer mask ``A`` reused by every later product.
+        """
+        return Fixed(shape, x)
+
+    def fixed_matmul_trunc(
+        self, fx: Fixed, rows: Rows, transpose: bool, y: Shares, sy: Shape, bits: int
+    ) -> Shares:
+        """``trunc(op(x[rows]) @ y)`` with ``op`` the transpose if ``transpose`` (2-D ``x``)."""
+        xs = tuple(select_rows(c, rows, transpose) for c in fx.parts)
+        return self.matmul_trunc(xs, y, selected_shape(fx.shape, rows, transpose), sy, bits)
+
+    def fixed_cost(self, kernel: str, shape: Shape, **kw: Any) -> Cost:
+        """Declared cost of :data:`FIXED_KERNELS`: ``fix`` on the matrix' ``shape``,
+        ``fixed_matmul_trunc`` on the *selected* operand's shape (``kw``: ``shape_y``)."""
+        if kernel == "fix":
+            return Cost(0, 0)
+        return self.cost("matmul_trunc", shape, **kw)
+
     # ------------------------------------------------------------ comparison
     @abstractmethod
     def msb(self, x: Shares, shape: Shape) -> Shares:
@@ -164,12 +220,17 @@ def matmul_shape(sx: Shape, sy: Shape) -> Shape:
 
 
 __all__ = [
+    "FIXED_KERNELS",
     "Cost",
+    "Fixed",
     "Protocol",
+    "Rows",
     "Shape",
     "Shares",
     "map_shares",
     "matmul_shape",
     "numel",
+    "select_rows",
+    "selected_shape",
     "zip_shares",
 ]

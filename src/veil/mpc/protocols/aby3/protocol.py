@@ -41,7 +41,15 @@ from veil.mpc.comm import FRAME_HEADER_BYTES as H
 from veil.mpc.comm import Comm
 from veil.mpc.protocols.aby3 import arithmetic as ar
 from veil.mpc.protocols.aby3 import conversion
-from veil.mpc.protocols.base import Cost, Protocol, Shape, Shares, matmul_shape, numel
+from veil.mpc.protocols.base import (
+    FIXED_KERNELS,
+    Cost,
+    Protocol,
+    Shape,
+    Shares,
+    matmul_shape,
+    numel,
+)
 from veil.mpc.protocols.semi2k.protocol import Semi2k
 
 
@@ -180,6 +188,8 @@ class Aby3(Protocol):
     def cost(self, kernel: str, shape: Shape, **kw: Any) -> Cost:
         """Declared cost; ``kw``: ``shape_y`` (matmul), ``owner`` (input), ``to`` (reveal)."""
         n = numel(shape)
+        if kernel in FIXED_KERNELS:
+            return self.fixed_cost(kernel, shape, **kw)
         if kernel == "input":
             return Cost(1, (3 - (kw["owner"] in self.parties)) * (16 * n + H))
         if kernel == "reveal":

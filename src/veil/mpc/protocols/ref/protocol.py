@@ -18,7 +18,7 @@ from veil.core.ring import Ring
 from veil.errors import ConfigError
 from veil.mpc.comm import FRAME_HEADER_BYTES as H
 from veil.mpc.comm import Comm
-from veil.mpc.protocols.base import Cost, Protocol, Shape, Shares, numel
+from veil.mpc.protocols.base import FIXED_KERNELS, Cost, Protocol, Shape, Shares, numel
 from veil.mpc.protocols.ref import arithmetic, conversion
 
 
@@ -91,7 +91,9 @@ class Ref(Protocol):
 
     def cost(self, kernel: str, shape: Shape, **kw: Any) -> Cost:
         """Every kernel is local: zero rounds and bytes."""
-        if kernel in ("mul", "matmul", "trunc", "msb", "a2b", "b2a"):
+        if kernel in FIXED_KERNELS:
+            return self.fixed_cost(kernel, shape, **kw)
+        if kernel in ("mul", "matmul", "trunc", "mul_trunc", "matmul_trunc", "msb", "a2b", "b2a"):
             return Cost(0, 0)
         if kernel == "input":
             msgs = len(self.parties) - (kw["owner"] in self.parties)

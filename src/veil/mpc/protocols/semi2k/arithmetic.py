@@ -14,7 +14,15 @@ import numpy as np
 from veil.core.ring import Ring, arshift
 from veil.core.ringmatmul import ring_matmul
 from veil.mpc.correlated.dealer import finish_trunc_pair
-from veil.mpc.protocols.base import Shape, Shares, matmul_shape
+from veil.mpc.protocols.base import (
+    Fixed,
+    Rows,
+    Shape,
+    Shares,
+    matmul_shape,
+    select_rows,
+    selected_shape,
+)
 
 if TYPE_CHECKING:
     from veil.mpc.protocols.semi2k.protocol import Semi2k
@@ -100,6 +108,52 @@ def mul_trunc(
     return (_open_and_fix(eng, key + "/o", z, rt, m, bits),)
 
 
+def fix(eng: Semi2k, x: Shares, shape: Shape) -> Fixed:
+    """Open ``E = x − A`` once for a dealer mask ``A`` that every later product reuses (one
+    round; "matrix triple reuse", as in SecureML and SPU's Beaver cache).
+
+    Reveals nothing: ``A`` is uniform and used to mask ``x`` only this once; each later product
+    :func:`fixed_matmul_trunc` masks its other operand with a fresh ``b`` and its result with
+    a fresh ``r``, so every opened value stays uniform and independent of the data. The parties
+    keep ``(E, A_i)``, the dealer keeps ``A``.
+    """
+    key = eng.comm.key("fix")
+    mask = eng.dealer.fixed_mask(shape)
+    if eng.dealer.is_dealer:
+        return Fixed(shape, mask)
+    if not x:
+        return Fixed(shape, ())
+    a = mask[0]
+    e = eng.comm.exchange_sum(eng.parties, key, np.subtract(x[0], a))
+    return Fixed(shape, (e, a))
+
+
+def fixed_matmul_trunc(
+    eng: Semi2k, fx: Fixed, rows: Rows, transpose: bool, y: Shares, sy: Shape, bits: int
+) -> Shares:
+    """``trunc(op(x[rows]) @ y)`` for a fixed ``x`` (:func:`fix`): two rounds, like
+    :func:`mul_trunc`, but only ``y − b`` is opened (``|y|`` elements instead of
+    ``|x[rows]| + |y|``) and the dealer draws only ``b`` and ``r``. Party ``i`` computes
+    ``c_i + op(E)@b_i + op(A_i)@f`` (``+ op(E)@f`` at party 0), which sums to ``op(x)@y + r``.
+    """
+    key = eng.comm.key("fixmmT")
+    sx = selected_shape(fx.shape, rows, transpose)
+    so = matmul_shape(sx, sy)
+    a_dealer = select_rows(fx.parts[0], rows, transpose) if eng.dealer.is_dealer else None
+    tri = eng.dealer.beaver_trunc_fixed(key + "/t", a_dealer, sy, so, bits)
+    if not y:
+        return ()
+    b, c = tri
+    f = eng.comm.exchange_sum(eng.parties, key, np.subtract(y[0].reshape(sy), b))
+    e, a = (select_rows(p, rows, transpose) for p in fx.parts)
+    if eng.rank == 0:
+        b += f
+    c += ring_matmul(e, b)
+    c += ring_matmul(a, f)
+    rt, m = eng.dealer.mask_pair(key + "/t", so)
+    return (_open_and_fix(eng, key + "/o", c, rt, m, bits),)
+
+
 def _open_and_fix(eng: Semi2k, key: str, masked: Ring, rt: Ring, m: Ring, bits: int) -> Ring:
     """Open ``c = x + r + 2^62`` from shares ``masked`` of ``x + r`` and finish the truncation."""
     if eng.rank == 0:
@@ -143,4 +197,12 @@ def trunc_pair(eng: Semi2k, x: Shares, shape: Shape, bits: int) -> Shares:
     return (_open_and_fix(eng, key, r, rt, m, bits),)
 
 
-__all__ = ["matmul", "mul", "mul_trunc", "trunc_local", "trunc_pair"]
+__all__ = [
+    "fix",
+    "fixed_matmul_trunc",
+    "matmul",
+    "mul",
+    "mul_trunc",
+    "trunc_local",
+    "trunc_pair",
+]

@@ -25,7 +25,14 @@ mul_trunc   2       pair: N(N−1)(24n + 2h) + 24n + 2h (the triple carries the 
 msb         8       N(N−1)·38n + 35n + headers (:meth:`Semi2k.cost`)
 a2b         7       N(N−1)·144n + 96n + headers
 b2a         8       N(N−1)·160n + 104n + headers
+fix         1       N(N−1)(8|x| + h)  (opens x − A once; A is reused, see below)
+fixed_mm    2       N(N−1)(8|y| + h) + 24|o| + 2h + N(N−1)(8|o| + h)  (o = x[rows] @ y)
 ==========  ======  =====================================================================
+
+``fix`` / ``fixed_matmul_trunc`` (:class:`~veil.mpc.fixed.FixedMatrix`) reuse one dealer mask
+``A`` of a matrix across many products: ``x − A`` is opened once, and every product masks its
+other operand and its result with fresh dealer values, so each opened value is still uniform
+("matrix triple reuse", SecureML; SPU's Beaver cache).
 """
 
 from __future__ import annotations
@@ -40,7 +47,17 @@ from veil.errors import ConfigError
 from veil.mpc.comm import FRAME_HEADER_BYTES as H
 from veil.mpc.comm import Comm
 from veil.mpc.correlated.dealer import DealerSource
-from veil.mpc.protocols.base import Cost, Protocol, Shape, Shares, matmul_shape, numel
+from veil.mpc.protocols.base import (
+    FIXED_KERNELS,
+    Cost,
+    Fixed,
+    Protocol,
+    Rows,
+    Shape,
+    Shares,
+    matmul_shape,
+    numel,
+)
 from veil.mpc.protocols.semi2k import arithmetic, conversion
 from veil.mpc.protocols.semi2k.boolean import carry_cost_bytes, prefix_cost_bytes
 
@@ -163,6 +180,19 @@ class Semi2k(Protocol):
             return super().matmul_trunc(x, y, sx, sy, bits)
         return arithmetic.mul_trunc(self, x, y, sx, sy, bits, matmul=True)
 
+    def fix(self, x: Shares, shape: Shape) -> Fixed:
+        """Open ``x − A`` once for a reused dealer mask ``A`` (:func:`arithmetic.fix`)."""
+        if self.trunc_mode == "local":
+            return super().fix(x, shape)
+        return arithmetic.fix(self, x, shape)
+
+    def fixed_matmul_trunc(
+        self, fx: Fixed, rows: Rows, transpose: bool, y: Shares, sy: Shape, bits: int
+    ) -> Shares:
+        if self.trunc_mode == "local":
+            return super().fixed_matmul_trunc(fx, rows, transpose, y, sy, bits)
+        return arithmetic.fixed_matmul_trunc(self, fx, rows, transpose, y, sy, bits)
+
     def trunc(self, x: Shares, shape: Shape, bits: int) -> Shares:
         if self.trunc_mode == "local":
             return arithmetic.trunc_local(self, x, shape, bits)
@@ -180,11 +210,26 @@ class Semi2k(Protocol):
         return conversion.b2a(self, b, shape)
 
     # ---------------------------------------------------------------- cost
+    def fixed_cost(self, kernel: str, shape: Shape, **kw: Any) -> Cost:
+        """``fix``: one round, ``x − A`` to every peer. ``fixed_matmul_trunc`` (``shape`` the
+        selected operand's): as ``matmul_trunc`` without the ``8|x|`` term per peer."""
+        if self.trunc_mode == "local":
+            return super().fixed_cost(kernel, shape, **kw)
+        pairs = len(self.parties) * (len(self.parties) - 1)
+        if kernel == "fix":
+            return Cost(1, pairs * (8 * numel(shape) + H))
+        sy: Shape = kw["shape_y"]
+        no = numel(matmul_shape(shape, sy))
+        beaver = pairs * (8 * numel(sy) + H) + 8 * no + H
+        return Cost(2, beaver + 16 * no + H + pairs * (8 * no + H))
+
     def cost(self, kernel: str, shape: Shape, **kw: Any) -> Cost:
         """Declared cost; ``kw``: ``shape_y`` (matmul), ``owner`` (input), ``to`` (reveal)."""
         N = len(self.parties)
         n = numel(shape)
         pairs = N * (N - 1)
+        if kernel in FIXED_KERNELS:
+            return self.fixed_cost(kernel, shape, **kw)
         if kernel == "input":
             return Cost(1, (N - (kw["owner"] in self.parties)) * (8 * n + H))
         if kernel == "reveal":
