@@ -129,14 +129,11 @@ class SlotLayout:
                 )
         w = self.slot_bits
         flat = v.reshape(-1, self.n_slots)
-        out = np.empty(flat.shape[0], dtype=object)
-        if self.n_slots == 1:
-            out[:] = [int(t) for t in flat[:, 0]]
-        else:
-            shifts = [j * w for j in range(self.n_slots)]
-            for i, row in enumerate(flat.tolist()):
-                out[i] = sum(int(t) << s for t, s in zip(row, shifts, strict=True))
-        return out.reshape(v.shape[:-1])
+        # Horner over the slots on object arrays (Python ints, element-wise in numpy's loop)
+        out = flat[:, -1].astype(object)
+        for j in range(self.n_slots - 2, -1, -1):
+            out = (out << w) + flat[:, j].astype(object)
+        return np.asarray(out, dtype=object).reshape(v.shape[:-1])
 
     def unpack(self, packed: np.ndarray, *, bound: int | None = None) -> np.ndarray:
         """Inverse of :meth:`pack`: plaintexts ``(...)`` to slot values ``(..., n_slots)``.

@@ -33,9 +33,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import gmpy2
+import numpy as np
 
 from veil.errors import ConfigError, ProtocolError
-from veil.he.fixedbase import FixedBaseTable
+from veil.he.fixedbase import BATCH, FixedBaseTable, bytes_digits, noise_exponent_bytes
 from veil.he.group_ops import GroupOps
 from veil.he.keys import (
     PrivateKey,
@@ -134,6 +135,19 @@ def keygen(
     return keypair_from_primes(p, q, x, r_bits=default_r_bits(key_bits, randomness))
 
 
+def _noise(table: FixedBaseTable, raw: np.ndarray) -> list[Any]:
+    """``table.base ** r`` for the exponents ``r`` in the byte rows ``raw``, batched."""
+    count = len(raw)
+    one, out = gmpy2.mpz(1), list[Any]()
+    k, w = table.n_windows, table.window_bits
+    for s in range(0, count, BATCH):
+        accs = table.mul_digits(
+            [None] * min(BATCH, count - s), bytes_digits(raw[s : s + BATCH], k, w)
+        )
+        out.extend(one if a is None else a for a in accs)
+    return out
+
+
 class PaillierEncryptor(GroupOps):
     """Encryption and public homomorphic operations under one Paillier-DJN public key.
 
@@ -162,12 +176,12 @@ class PaillierEncryptor(GroupOps):
         """``(1 + m*n) * h_s^r mod n^2``; ``r`` fresh from the CSPRNG unless given (tests)."""
         return self.plain(m) * self.noise(r) % self.modulus
 
-    def encrypt_many(self, ms: Sequence[int]) -> list[Any]:
-        """Encryptions of ``ms`` with fresh randomness (batched fixed-base exponentiations)."""
-        rb = self.pk.r_bits
-        noise = self._table.pow_many([random_bits(rb) for _ in ms])
-        mod = self.modulus
-        return [self.plain(m) * z % mod for m, z in zip(ms, noise, strict=True)]
+    def encrypt_many(self, ms: Sequence[int], rs: Sequence[int] | None = None) -> list[Any]:
+        """Encryptions of ``ms`` with fresh randomness (or the given ``rs``, for tests),
+        batched fixed-base exponentiations."""
+        noise = _noise(self._table, noise_exponent_bytes(len(ms), self.pk.r_bits, rs))
+        mod, n = self.modulus, self.n
+        return [(gmpy2.mpz(m) % n * n + 1) * z % mod for m, z in zip(ms, noise, strict=True)]
 
 
 class PaillierDecryptor:
@@ -229,12 +243,14 @@ class PaillierCrtEncryptor:
         c2 = g * self._hq.pow(rr) % q2
         return c1 + p2 * ((c2 - c1) * self._inv % q2)
 
-    def encrypt_many(self, ms: Sequence[int]) -> list[Any]:
-        """Encryptions of ``ms`` with fresh randomness (batched, CRT)."""
-        rs = [random_bits(self.pk.r_bits) for _ in ms]
+    def encrypt_many(self, ms: Sequence[int], rs: Sequence[int] | None = None) -> list[Any]:
+        """Encryptions of ``ms`` with fresh randomness (or the given ``rs``, for tests),
+        batched, CRT: the same ``r`` modulo both primes."""
+        raw = noise_exponent_bytes(len(ms), self.pk.r_bits, rs)
+        zps, zqs = _noise(self._hp, raw), _noise(self._hq, raw)
         p2, q2, n, inv = self._p2, self._q2, self._n, self._inv
         out = []
-        for m, zp, zq in zip(ms, self._hp.pow_many(rs), self._hq.pow_many(rs), strict=True):
+        for m, zp, zq in zip(ms, zps, zqs, strict=True):
             g = (gmpy2.mpz(m) % n) * n + 1
             c1 = g * zp % p2
             out.append(c1 + p2 * ((g * zq % q2 - c1) * inv % q2))

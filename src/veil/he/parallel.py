@@ -12,8 +12,8 @@ pool starts, outside any timed section.
 ``Workers(1)`` runs every task in the calling process (no pool), the default for small inputs
 and the test oracle of the parallel path. With ``spawn``, a script that creates a pool must guard
 its entry point with ``if __name__ == "__main__":`` (workers re-import the main module). Memory:
-each worker holds the tables of its keys (OU-2048 ~26 MB; Paillier-2048 ~19 MB public plus
-~127 MB for the key owner's CRT tables).
+each worker holds the tables of its keys (OU-2048 ~26 MB public plus ~82 MB for the key owner's
+bulk noise table; Paillier-2048 ~19 MB public plus ~127 MB for the key owner's CRT tables).
 """
 
 from __future__ import annotations

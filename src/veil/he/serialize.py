@@ -21,7 +21,7 @@ import struct
 import numpy as np
 
 from veil.errors import ConfigError, ProtocolError
-from veil.he.codec import ints_from_bytes, ints_to_bytes, validate_ciphertexts
+from veil.he.codec import ints_from_bytes, validate_ciphertexts
 from veil.he.keys import PublicKey
 from veil.he.packing import SlotLayout
 from veil.he.vector import CiphertextArray
@@ -37,8 +37,9 @@ _FLAG_PACKED = 1
 def dumps(ct: CiphertextArray) -> bytes:
     """Serialize ``ct`` to one frame."""
     pk = ct.pk
-    if ct.data.ndim > MAX_NDIM:
-        raise ProtocolError(f"ciphertext array has {ct.data.ndim} dims; at most {MAX_NDIM}")
+    ndim = len(ct.shape)
+    if ndim > MAX_NDIM:
+        raise ProtocolError(f"ciphertext array has {ndim} dims; at most {MAX_NDIM}")
     bound = ct.bound.to_bytes((ct.bound.bit_length() + 7) // 8 or 1, "big")
     lay = ct.layout
     head = _HEAD.pack(
@@ -46,7 +47,7 @@ def dumps(ct: CiphertextArray) -> bytes:
         VERSION,
         int(pk.scheme),
         _FLAG_PACKED if lay is not None else 0,
-        ct.data.ndim,
+        ndim,
         pk.key_bits,
         pk.ct_bytes,
         ct.frac_bits,
@@ -56,8 +57,8 @@ def dumps(ct: CiphertextArray) -> bytes:
         lay.slot_bits if lay else 0,
         lay.guard_bits if lay else 0,
     )
-    shape = struct.pack(f">{ct.data.ndim}Q", *ct.data.shape)
-    return head + bound + shape + ints_to_bytes(ct.data.reshape(-1).tolist(), pk.ct_bytes)
+    shape = struct.pack(f">{ndim}Q", *ct.shape)
+    return head + bound + shape + ct.payload()
 
 
 def loads(

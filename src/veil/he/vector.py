@@ -64,7 +64,7 @@ class CiphertextArray:
         Fixed-point fractional bits of the plaintexts.
     """
 
-    __slots__ = ("bound", "data", "frac_bits", "layout", "pk")
+    __slots__ = ("_data", "_payload", "_shape", "bound", "frac_bits", "layout", "pk")
     #: numpy defers ``ndarray (op) CiphertextArray`` to our reflected operators.
     __array_ufunc__ = None
 
@@ -78,7 +78,9 @@ class CiphertextArray:
         frac_bits: int = 0,
     ) -> None:
         self.pk = pk
-        self.data = np.asarray(data, dtype=object)
+        self._data: np.ndarray | None = np.asarray(data, dtype=object)
+        self._payload: bytes | None = None
+        self._shape: tuple[int, ...] = tuple(self._data.shape)
         self.layout = layout
         self.bound = int(bound)
         self.frac_bits = int(frac_bits)
@@ -90,11 +92,53 @@ class CiphertextArray:
                 "layout: the values could have overflowed"
             )
 
+    @classmethod
+    def from_payload(
+        cls,
+        pk: PublicKey,
+        payload: bytes,
+        shape: tuple[int, ...],
+        *,
+        layout: SlotLayout | None,
+        bound: int,
+        frac_bits: int = 0,
+    ) -> CiphertextArray:
+        """An array whose ciphertexts are the fixed-width words of ``payload`` (trusted: from
+        our own encryption), decoded to integers only when :attr:`data` is first read.
+
+        The key owner typically serializes fresh encryptions and sends them without touching
+        them; :func:`veil.he.serialize.dumps` then reuses ``payload`` as is.
+        """
+        count = int(np.prod(shape, dtype=np.int64))
+        if len(payload) != count * pk.ct_bytes:
+            raise ProtocolError(
+                f"payload of {len(payload)} bytes does not hold {shape} ciphertexts"
+            )
+        out = cls(pk, np.empty((0,), dtype=object), layout=layout, bound=bound, frac_bits=frac_bits)
+        out._data, out._payload, out._shape = None, payload, tuple(int(d) for d in shape)
+        return out
+
+    @property
+    def data(self) -> np.ndarray:
+        """``np.ndarray`` of dtype object holding the ciphertext integers (``mpz``)."""
+        if self._data is None:
+            assert self._payload is not None
+            arr = np.empty(len(self._payload) // self.pk.ct_bytes, dtype=object)
+            arr[:] = ints_from_bytes(self._payload, self.pk.ct_bytes, arr.size)
+            self._data, self._payload = arr.reshape(self._shape), None
+        return self._data
+
+    def payload(self) -> bytes:
+        """The ciphertexts as concatenated fixed-width big-endian words (row-major)."""
+        if self._payload is not None:
+            return self._payload
+        return ints_to_bytes(self.data.reshape(-1).tolist(), self.pk.ct_bytes)
+
     # -- shape -----------------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
         """Shape of the ciphertext array (without the slot axis)."""
-        return tuple(self.data.shape)
+        return self._shape if self._data is None else tuple(self._data.shape)
 
     @property
     def plain_shape(self) -> tuple[int, ...]:
@@ -104,7 +148,7 @@ class CiphertextArray:
     @property
     def size(self) -> int:
         """Number of ciphertexts."""
-        return int(self.data.size)
+        return int(np.prod(self.shape, dtype=np.int64))
 
     @property
     def n_slots(self) -> int:
@@ -117,7 +161,9 @@ class CiphertextArray:
         return self.pk.plaintext_bound - 1 if self.layout is None else self.layout.capacity
 
     def __len__(self) -> int:
-        return len(self.data)
+        if not self.shape:
+            raise TypeError("len() of a 0-d ciphertext array")
+        return self.shape[0]
 
     def __repr__(self) -> str:
         slots = "" if self.layout is None else f", {self.layout.n_slots} slots"
@@ -325,8 +371,9 @@ def encrypt(
     Parameters
     ----------
     key:
-        Public key, or the key owner's private key (faster CRT path for Paillier; the
-        ciphertexts are the same as under the public key, and only its public part is kept).
+        Public key, or the key owner's private key (faster owner path:
+        :func:`veil.he.engine.owner_encryptor`; the ciphertexts are distributed exactly as
+        under the public key, and only its public part is kept).
     x:
         Integers or reals; with ``layout`` the last axis (of length ``n_slots``) is packed.
     frac_bits:
@@ -360,9 +407,6 @@ def encrypt(
             + ("the packing layout" if layout is not None else f"{pk.describe()}")
             + ": declare a tighter value_bound or build the layout for it (SlotLayout.for_sums)"
         )
-    out = CiphertextArray(
-        pk, np.empty(shape, dtype=object), layout=layout, bound=vb, frac_bits=frac_bits
-    )
     w = workers or Workers(1)
     blob = encode_public_key(pk)
     spans = w.chunks(len(rows))
@@ -373,9 +417,9 @@ def encrypt(
         [rows[a:b] for a, b in spans],
         [lay] * len(spans),
     )
-    cts = ints_from_bytes(b"".join(parts), pk.ct_bytes, len(rows))
-    out.data.reshape(-1)[:] = cts
-    return out
+    return CiphertextArray.from_payload(
+        pk, b"".join(parts), tuple(shape), layout=layout, bound=vb, frac_bits=frac_bits
+    )
 
 
 def decrypt_ints(
