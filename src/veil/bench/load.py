@@ -1,7 +1,8 @@
 """``veil bench load``: seconds and bytes per stage of the load-forecasting job, beside the same
 models in plaintext.
 
-Runs part A (demand, vertical MPC ridge on ``elecdemand``) and part B (EV, federated learning on
+Runs part A (demand on ``elecdemand``: vertical ridge under MPC and SecureBoost under HE, with
+the demo's settings) and part B (EV, federated learning on
 SimBench) over the in-memory link and over gRPC processes, and prints one JSON line per
 (part, transport) with the stage timings and bytes per party, plus one line per part for the
 same model trained on pooled plaintext (``impl: plaintext``, measured inside the same run as a
@@ -25,12 +26,13 @@ def run(*, transports: Sequence[str] = ("memory", "grpc")) -> Iterator[dict[str,
 
     from veil.apps import load_demand_run, load_ev
     from veil.apps.load_data import prepare_elecdemand
+    from veil.apps.load_demo import demo_options
 
     quiet = Console(stderr=True, quiet=True)
     with tempfile.TemporaryDirectory(prefix="veil-bench-load-") as tmp:
         out = Path(tmp)
         files = prepare_elecdemand(out / "data")
-        opts = load_demand_run.DemandOptions("time", "utility", "Demand", "2014-11-01")
+        opts = demo_options()
         for transport in transports:
             d = load_demand_run.run(files, opts, out / f"demand-{transport}",
                                     transport=transport, console=quiet)  # type: ignore[arg-type]  # fmt: skip
@@ -38,7 +40,8 @@ def run(*, transports: Sequence[str] = ("memory", "grpc")) -> Iterator[dict[str,
             yield record("load.demand", f"veil-{transport}", len(d["bytes_sent"]),
                          sec["total_job"], bytes_=sum(d["bytes_sent"].values()),
                          stage_seconds=sec, bytes_sent=d["bytes_sent"],
-                         mape=d["models"]["joint_secure"]["mape"])  # fmt: skip
+                         mape=d["models"]["joint_secure"]["mape"],
+                         mape_secureboost=d["models"]["joint_secureboost"]["mape"])  # fmt: skip
             e = load_ev.run_ev(out / f"ev-{transport}", transport, console=quiet)["ev"]  # type: ignore[arg-type]
             yield record("load.ev", f"veil-{transport}", len(e["bytes_sent"]),
                          e["seconds"]["federated"], bytes_=sum(e["bytes_sent"].values()),
@@ -46,6 +49,8 @@ def run(*, transports: Sequence[str] = ("memory", "grpc")) -> Iterator[dict[str,
                          rmse=e["models"]["federated_secure"]["rmse"])  # fmt: skip
         yield record("load.demand", "plaintext", 1, sec["pooled_check"],
                      mape=d["models"]["pooled_plaintext"]["mape"])  # fmt: skip
+        yield record("load.demand", "plaintext-xgboost", 1, sec["pooled_check_trees"],
+                     mape=d["models"]["pooled_plaintext_trees"]["mape"])  # fmt: skip
         yield record("load.ev", "plaintext", 1, e["seconds"]["pooled_plaintext_train"],
                      rmse=e["models"]["pooled_plaintext"]["rmse"])  # fmt: skip
 
