@@ -229,7 +229,8 @@ def run(
             ledger=merge_ledgers([[dict(e) for e in r.facts.ledger] for r in (run_b, run_dp)]),
         )
     report = write_outputs(out, run_b.result, run_b.options.gwas, facts,
-                           baseline=(BASELINE_LABEL, run_a.result), dp=dp)  # fmt: skip
+                           baseline=(BASELINE_LABEL, run_a.result), dp=dp,
+                           label=LABEL)  # fmt: skip
     write_results(out / "without_stratum.tsv", run_a.result)
     seconds["report"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0

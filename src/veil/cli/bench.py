@@ -47,10 +47,25 @@ def route(name: str) -> tuple[Callable[[list[str]], None], bool]:
     raise ConfigError(f"unknown benchmark {name!r}. {EXAMPLES}")
 
 
-def bench(ctx: typer.Context, name: str = typer.Argument(..., help=EXAMPLES)) -> None:
-    """Run a benchmark and print JSON lines (compare with ../shared/anchors/run.sh)."""
+HELP_FLAGS = ("--help", "-h")
+
+
+def bench(
+    ctx: typer.Context, name: str | None = typer.Argument(None, help=EXAMPLES, show_default=False)
+) -> None:
+    """Run a benchmark and print JSON lines (compare with ../shared/anchors/run.sh).
+
+    The command has no help option of its own (see ``veil.cli.main``): ``--help`` after a
+    benchmark name is passed to that benchmark's parser, which prints its options; ``veil bench``
+    or ``veil bench --help`` alone print the list of benchmarks."""
     from veil.cli.common import user_errors
 
+    if name is None or name in HELP_FLAGS:
+        typer.echo("Usage: veil bench NAME [OPTIONS]\n\nRun a benchmark and print JSON lines.\n")
+        typer.echo(EXAMPLES)
+        if name is None and not any(a in HELP_FLAGS for a in ctx.args):
+            raise typer.Exit(2)
+        return
     with user_errors():
         main, takes_name = route(name)
         args = [name, *ctx.args] if takes_name else list(ctx.args)

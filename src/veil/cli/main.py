@@ -38,7 +38,9 @@ def _mount_optional() -> None:
     app.command("forecast")(forecast)
     app.command("gwas")(gwas)
     app.command(
-        "bench", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+        "bench",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        add_help_option=False,  # `veil bench NAME --help` reaches the benchmark's own parser
     )(bench)
 
 

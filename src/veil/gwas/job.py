@@ -8,8 +8,9 @@ institution through ``veil node veil.gwas.job:gwas_job --config cluster.toml --p
 1. reads **only its own** fileset (and covariate file); bad input raises a
    :class:`~veil.errors.DataError` naming the site and file;
 2. reveals its variant list (``.bim``: id, chromosome, cM, position, alleles) and its covariate
-   names to the other sites (``ctx.reveal``, tag ``gwas.variants``) — genotypes, phenotypes and
-   subjects never — and aligns the variants (:func:`veil.gwas.variants.match_variants`, the same
+   names to the other sites (``ctx.reveal``, tag ``gwas.variants``; first a SHA-256 digest of
+   them, and the lists only when the digests differ) — genotypes, phenotypes and subjects
+   never — and aligns the variants (:func:`veil.gwas.variants.match_variants`, the same
    result at every site);
 3. runs :func:`veil.gwas.session.run_site` over :class:`veil.gwas.secure_sum.SecureSum`: only
    sums over all sites are revealed, each through ``ctx.reveal`` (tags ``gwas.*``);
@@ -22,6 +23,7 @@ What every site learns: the other sites' variant lists and covariate names, the 
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from veil.core.wire import encode_value
 from veil.errors import ConfigError, ProtocolError
 from veil.gwas.codec import dp_from_json, result_from_plain, result_to_plain
 from veil.gwas.outputs import RunFacts, write_outputs
@@ -235,7 +238,7 @@ def gwas_job(
     seconds["align"] = time.perf_counter() - t
     t = time.perf_counter()
     secure = SecureSum(ctx, names, allow_two_sites=opts.allow_two_sites)
-    result = run_site(site, alignment.variants, len(names), secure, opts.gwas)
+    result = run_site(site, alignment.variants, len(names), secure, opts.gwas, secure.counts)
     mind_removed = None
     if opts.gwas.qc.mind is not None:  # the pooled count only, like every other statistic
         summed = secure("gwas/mind-removed", np.array([float(site.n_removed_mind)]))
@@ -302,14 +305,38 @@ def exchange_and_align(
     opts: GwasJobOptions,
 ) -> Alignment:
     """Reveal this site's variant list and covariate names to every site, receive theirs, and
-    align (identically everywhere). Raises ConfigError if the sites' covariates differ."""
+    align (identically everywhere). Raises ConfigError if the sites' covariates differ.
+
+    The sites first reveal a SHA-256 digest of their payload (:func:`variant_payload`): when
+    all digests are equal — every site has the same ``.bim`` and covariate names, the common
+    case of one genotyping array or imputation panel — the lists themselves are not sent (each
+    site already holds them); otherwise every site reveals its full payload."""
     me = ctx.party
+    payload = variant_payload(variants, covs)
+    digest = payload_digest(payload)
+    digests: dict[str, bytes] = {}
+    for s in sites:
+        mine = {"sha256": digest, "n": len(variants)} if s == me else None
+        got = ctx.reveal(PartyObject(ctx, s, mine), to=ctx.parties(*sites), tag="gwas.variants")
+        if not (
+            isinstance(got, dict)
+            and set(got) == {"sha256", "n"}
+            and isinstance(got["sha256"], bytes)
+            and len(got["sha256"]) == 32
+        ):
+            raise ProtocolError(f"site {s!r} sent a malformed variant-list digest")
+        digests[s] = got["sha256"]
     tables: dict[str, VariantTable] = {}
     cov_names: dict[str, list[str] | None] = {}
-    for s in sites:
-        payload = variant_payload(variants, covs) if s == me else None
-        got = ctx.reveal(PartyObject(ctx, s, payload), to=ctx.parties(*sites), tag="gwas.variants")
-        tables[s], cov_names[s] = parse_variant_payload(got, s)
+    if all(d == digest for d in digests.values()):
+        own = list(covs.names) if covs is not None else None
+        for s in sites:
+            tables[s], cov_names[s] = variants, own
+    else:
+        for s in sites:
+            mine = payload if s == me else None
+            got = ctx.reveal(PartyObject(ctx, s, mine), to=ctx.parties(*sites), tag="gwas.variants")
+            tables[s], cov_names[s] = parse_variant_payload(got, s)
     first = sites[0]
     for s in sites[1:]:
         if cov_names[s] != cov_names[first]:
@@ -324,14 +351,19 @@ def exchange_and_align(
 def variant_payload(variants: VariantTable, covs: SiteCovariates | None) -> dict[str, Any]:
     """What a site reveals about its data before the sums: its ``.bim`` and covariate names."""
     return {
-        "chrom": "\n".join(str(x) for x in variants.chrom),
-        "snp": "\n".join(str(x) for x in variants.snp),
-        "a1": "\n".join(str(x) for x in variants.a1),
-        "a2": "\n".join(str(x) for x in variants.a2),
+        "chrom": "\n".join(variants.chrom.tolist()),
+        "snp": "\n".join(variants.snp.tolist()),
+        "a1": "\n".join(variants.a1.tolist()),
+        "a2": "\n".join(variants.a2.tolist()),
         "cm": np.ascontiguousarray(variants.cm, dtype=np.float64),
         "bp": np.ascontiguousarray(variants.bp, dtype=np.int64),
         "covariates": list(covs.names) if covs is not None else None,
     }
+
+
+def payload_digest(payload: Mapping[str, Any]) -> bytes:
+    """SHA-256 of a :func:`variant_payload` (its canonical wire encoding, domain-separated)."""
+    return hashlib.sha256(encode_value(["veil-gwas/v1/variants", dict(payload)])).digest()
 
 
 def parse_variant_payload(obj: Any, site: str) -> tuple[VariantTable, list[str] | None]:
@@ -450,11 +482,24 @@ class GwasRun:
         return dp_from_json(data) if data else None
 
     def write(
-        self, out: Path, *, baseline: tuple[str, GwasResult] | None = None, top: int = 10
+        self,
+        out: Path,
+        *,
+        baseline: tuple[str, GwasResult] | None = None,
+        top: int = 10,
+        label: str = "this run",
     ) -> dict[str, Any]:
-        """Write ``results.tsv`` and the report into ``out`` (see :func:`write_outputs`)."""
+        """Write ``results.tsv`` and the report into ``out`` (see :func:`write_outputs`;
+        ``label`` names this run next to ``baseline``'s label)."""
         self.report = write_outputs(
-            out, self.result, self.options.gwas, self.facts, baseline=baseline, dp=self.dp, top=top
+            out,
+            self.result,
+            self.options.gwas,
+            self.facts,
+            baseline=baseline,
+            dp=self.dp,
+            top=top,
+            label=label,
         )
         return self.report
 
@@ -576,6 +621,7 @@ __all__ = [
     "exchange_and_align",
     "gwas_job",
     "parse_variant_payload",
+    "payload_digest",
     "result_from_plain",
     "result_to_plain",
     "run_gwas",

@@ -38,10 +38,13 @@ def write_outputs(
     baseline: tuple[str, GwasResult] | None = None,
     dp: Any = None,
     top: int = 10,
+    label: str = "this run",
 ) -> dict[str, Any]:
     """Write ``results.tsv`` and the report (``report.json``, ``report.html``, plots) into
-    ``out``: all files are produced in a staging folder next to ``out`` and moved in only when
-    every one succeeded, so a failure leaves nothing half-written. Returns the report dict."""
+    ``out`` (``label`` names this run in the plots and tables, e.g. "with the ancestry
+    covariate", next to ``baseline``'s label): all files are produced in a staging folder next
+    to ``out`` and moved in only when every one succeeded, so a failure leaves nothing
+    half-written. Returns the report dict."""
     from veil.gwas.report import RunInfo, write_report
 
     out = Path(out)
@@ -62,7 +65,7 @@ def write_outputs(
             mind_removed=facts.mind_removed,
         )
         report: dict[str, Any] = write_report(
-            stage, result, options, info, baseline=baseline, dp=dp, top=top
+            stage, result, options, info, baseline=baseline, dp=dp, top=top, label=label
         )
         out.mkdir(exist_ok=True)
         for f in sorted(stage.iterdir()):

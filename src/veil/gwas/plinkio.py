@@ -137,21 +137,28 @@ def _need(path: Path, site: str) -> Path:
 
 
 def _split_lines(path: Path, site: str, ncols: int) -> list[list[str]]:
-    rows: list[list[str]] = []
+    cols = _split_columns(path, site, ncols)
+    return [list(row) for row in zip(*cols, strict=True)]
+
+
+def _split_columns(path: Path, site: str, ncols: int) -> list[list[str]]:
+    """The ``ncols`` columns of a whitespace-separated text table (blank lines skipped), one
+    split of the whole text; DataError naming the file and line if a line has another count."""
     with path.open("r", encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != ncols:
-                raise DataError(
-                    f"site {site!r}: {path} line {lineno} has {len(fields)} fields, "
-                    f"expected {ncols}"
-                )
-            rows.append(fields)
-    if not rows:
+        text = fh.read()
+    tokens = text.split()
+    lines = text.split("\n")
+    counts = np.fromiter((len(ln.split()) for ln in lines), dtype=np.int64, count=len(lines))
+    bad = np.flatnonzero((counts != 0) & (counts != ncols))
+    if bad.size:
+        lineno = int(bad[0])
+        raise DataError(
+            f"site {site!r}: {path} line {lineno + 1} has {int(counts[lineno])} fields, "
+            f"expected {ncols}"
+        )
+    if not tokens:
         raise DataError(f"site {site!r}: {path} is empty")
-    return rows
+    return [tokens[k::ncols] for k in range(ncols)]
 
 
 def _to_float(text: str) -> float:
@@ -163,11 +170,10 @@ def _to_float(text: str) -> float:
 
 def read_bim(path: Path, site: str) -> VariantTable:
     """Read a ``.bim`` file (6 whitespace-separated columns)."""
-    rows = _split_lines(_need(path, site), site, 6)
-    cols = list(zip(*rows, strict=True))
+    cols = _split_columns(_need(path, site), site, 6)
     try:
-        bp = np.array([int(v) for v in cols[3]], dtype=np.int64)
-        cm = np.array([float(v) for v in cols[2]], dtype=np.float64)
+        bp = np.array(cols[3], dtype=np.int64)
+        cm = np.array(list(map(float, cols[2])), dtype=np.float64)
     except ValueError as exc:
         raise DataError(f"site {site!r}: {path} has a non-numeric position: {exc}") from exc
     return VariantTable(
@@ -226,7 +232,7 @@ def read_fileset(prefix: str | Path, site: str) -> Fileset:
     with br.open_bed(bed, iid_count=n, sid_count=v, properties={}, count_A1=True) as handle:
         dosage = handle.read(dtype="int8", order="F")  # (n, V) Fortran = (V, n) C-order
     geno = np.ascontiguousarray(dosage.T)
-    geno[geno < 0] = -1
+    np.maximum(geno, np.int8(-1), out=geno)  # bed-reader's missing (-127) -> -1, one pass
     return Fileset(site, prefix, variants, samples, geno)
 
 

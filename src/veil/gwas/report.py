@@ -373,17 +373,32 @@ def _dp_html(dp: Mapping[str, Any]) -> str:
     return head + table_html(["CHR", "SNP", "BP", "noisy CHISQ", "P (from noisy CHISQ)"], rows)
 
 
+def ledger_epsilon(entry: Mapping[str, Any]) -> float | None:
+    """The ε a ledger entry spent: DP reveals keep it under ``entry["dp"]["epsilon"]``
+    (:meth:`veil.runtime.context.Context.reveal`); a top-level ``epsilon`` is accepted too."""
+    dp = entry.get("dp")
+    if isinstance(dp, Mapping) and dp.get("epsilon") is not None:
+        return float(dp["epsilon"])
+    eps = entry.get("epsilon")
+    return float(eps) if isinstance(eps, int | float) else None
+
+
 def _ledger_html(ledger: Sequence[Mapping[str, Any]]) -> str:
     if not ledger:
         return "<p>No entries.</p>"
     counts = Counter(str(e.get("event", "?")) for e in ledger)
     rows = [[event, n] for event, n in sorted(counts.items())]
+    # the first 50 entries, and every later one that spent privacy budget (DP releases)
+    shown = [*ledger[:50], *(e for e in ledger[50:] if ledger_epsilon(e) is not None)]
     detail = [
         [e.get("party"), e.get("event"), e.get("tag", e.get("query", "-")),
-         ",".join(map(str, e.get("to", []))) or "-", _num(e.get("epsilon"))]
-        for e in ledger[:50]
+         ",".join(map(str, e.get("to", []))) or "-", _num(ledger_epsilon(e))]
+        for e in shown
     ]  # fmt: skip
-    more = f"<p class=note>First 50 of {len(ledger)} entries; all in report.json.</p>"
+    more = (
+        f"<p class=note>First 50 of {len(ledger)} entries and every DP release; all in "
+        "report.json.</p>"
+    )
     return (
         table_html(["event", "entries"], rows)
         + table_html(["recorded by", "event", "tag / query", "to", "ε"], detail)
@@ -396,6 +411,7 @@ __all__ = [
     "RunInfo",
     "build_report",
     "genomic_control_summary",
+    "ledger_epsilon",
     "qc_counts",
     "top_hits",
     "write_report",

@@ -43,6 +43,9 @@ from veil.gwas.variants import AbsentPolicy, Alignment, match_variants
 F64 = npt.NDArray[np.float64]
 #: ``aggregate(key, local_array) -> sum over all sites`` (same key and shape at every site)
 Aggregate = Callable[[str, F64], F64]
+#: ``counts(key, local_counts, bound) -> sum over all sites`` of non-negative integers whose sums
+#: are at most ``bound`` (exact; :meth:`veil.gwas.secure_sum.SecureSum.counts`)
+CountSum = Callable[[str, npt.NDArray[np.int64], int], npt.NDArray[np.int64]]
 
 
 class Test(enum.Enum):
@@ -118,6 +121,7 @@ def run_site(
     n_sites: int,
     aggregate: Aggregate,
     options: GwasOptions,
+    counts_sum: CountSum | None = None,
 ) -> GwasResult:
     """Run the federated analysis as one site; every cross-site value goes through ``aggregate``.
 
@@ -133,6 +137,10 @@ def run_site(
         Sums-only channel (see :data:`Aggregate`).
     options:
         Test and QC options (identical at every site).
+    counts_sum:
+        Sums of integer counts bounded by the pooled number of subjects (genotype counts,
+        regression subjects per variant), exact and more compact than ``aggregate``; None: the
+        counts go through ``aggregate`` as float64 (exact below 2^53).
     """
     rounds = 0
 
@@ -140,6 +148,13 @@ def run_site(
         nonlocal rounds
         rounds += 1
         return aggregate(key, np.ascontiguousarray(arr, dtype=np.float64))
+
+    def count_total(key: str, arr: npt.NDArray[np.int64], bound: int) -> npt.NDArray[np.int64]:
+        nonlocal rounds
+        if counts_sum is None:
+            return np.rint(total(key, arr.astype(np.float64))).astype(np.int64)
+        rounds += 1
+        return counts_sum(key, np.ascontiguousarray(arr, dtype=np.int64), bound)
 
     has_pheno = bool(np.any(np.isfinite(site.raw_pheno)))
     head = total(
@@ -162,8 +177,7 @@ def run_site(
     if options.test is Test.LINEAR and binary:
         raise ConfigError("--linear needs a quantitative phenotype; use --test logistic")
     site.set_trait(binary)
-    counts = np.rint(total("gwas/counts", site.genotype_counts().astype(np.float64)))
-    counts_i = counts.astype(np.int64)
+    counts_i = count_total("gwas/counts", site.genotype_counts(), n_subjects)
     qc = pooled_qc(counts_i, binary, options.qc)
     keep = qc.keep
     if not np.any(keep):
@@ -184,14 +198,21 @@ def run_site(
         flat = total("gwas/linear", _flatten(mom))
         linear = pooled_linear(_unflatten(flat, mom))
     else:
-        logistic = _fit_logistic(site, total, options)
+        logistic = _fit_logistic(site, total, options, count_total, n_subjects)
     return GwasResult(tested, qc, options.test, assoc, trend, logistic, linear, rounds, n_subjects)
 
 
-def _fit_logistic(site: SiteAnalysis, total: Aggregate, options: GwasOptions) -> LogisticResult:
+def _fit_logistic(
+    site: SiteAnalysis,
+    total: Aggregate,
+    options: GwasOptions,
+    count_total: CountSum,
+    n_subjects: int,
+) -> LogisticResult:
     p = site.n_params
     q = p - 1
-    nobs = total("gwas/logistic/nobs", site.regression_nobs())
+    local_nobs = np.rint(site.regression_nobs()).astype(np.int64)
+    nobs = count_total("gwas/logistic/nobs", local_nobs, n_subjects).astype(np.float64)
     start = np.zeros(p)
     if options.null_start:
         n_reg = float(site.regression_design()[0].shape[0])
@@ -216,16 +237,26 @@ def _fit_logistic(site: SiteAnalysis, total: Aggregate, options: GwasOptions) ->
 
 
 def _pack(grad: F64, hess: F64) -> F64:
-    return np.concatenate([grad.reshape(-1), hess.reshape(-1)])
+    """Gradients and the upper triangles of the (symmetric) Hessians, flat: ``a·p + a·p(p+1)/2``
+    values instead of ``a·p + a·p²`` (the lower triangle is the same sum, not sent twice)."""
+    p = hess.shape[-1]
+    rows, cols = np.triu_indices(p)
+    return np.concatenate([grad.reshape(-1), hess[..., rows, cols].reshape(-1)])
 
 
 def _unpack(flat: F64, a: int, p: int) -> tuple[F64, F64]:
-    if flat.size != a * p + a * p * p:
+    rows, cols = np.triu_indices(p)
+    k = rows.size
+    if flat.size != a * p + a * k:
         raise ProtocolError(
             f"aggregated logistic derivatives have {flat.size} values, expected "
-            f"{a * p + a * p * p} ({a} variants, {p} parameters)"
+            f"{a * p + a * k} ({a} variants, {p} parameters)"
         )
-    return flat[: a * p].reshape(a, p), flat[a * p :].reshape(a, p, p)
+    tri = flat[a * p :].reshape(a, k)
+    hess = np.empty((a, p, p), dtype=np.float64)
+    hess[:, rows, cols] = tri
+    hess[:, cols, rows] = tri
+    return flat[: a * p].reshape(a, p), hess
 
 
 def _flatten(m: LinearMoments) -> F64:

@@ -67,6 +67,8 @@ def test_demo_pipeline_memory(tmp_path: Path) -> None:
     lam_b = report["lambda_gc"]["value"]
     lam_a = report["baseline"]["lambda_gc"]["value"]
     assert report["baseline"]["label"] == gwas_demo.BASELINE_LABEL
+    page = (out / "report.html").read_text()  # the demo names both runs (plots, tables)
+    assert f"Top hits ({gwas_demo.LABEL})" in page and "this run" not in page
     assert report["test"] == "logistic" and report["sites"] == list(gwas_demo.HOSPITALS)
     assert lam_a > 2.0 and 0.8 < lam_b < 1.2  # inflation, then corrected
     assert report["top_hits"][0]["SNP"] == CAUSAL

@@ -66,3 +66,22 @@ def test_bench_rejects_bad_options() -> None:
         bench_gwas.run(tiny_study(), transports=("carrier-pigeon",), plink=False)
     with pytest.raises(ConfigError, match="--times must be at least 1"):
         bench_gwas.run(tiny_study(), times=0, transports=(), local=False, plink=False)
+
+
+def test_help_reaches_the_benchmark_parser() -> None:
+    """``veil bench NAME --help`` prints the benchmark's own options (not typer's help)."""
+    from typer.testing import CliRunner
+
+    from veil.cli.main import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["bench", "gwas", "--help"])
+    assert res.exit_code == 0, res.output
+    assert "usage: veil bench gwas" in res.output
+    for option in ("--times", "--sites", "--transport", "--repeats"):
+        assert option in res.output
+    listing = runner.invoke(app, ["bench", "--help"])
+    assert listing.exit_code == 0 and "veil bench NAME" in listing.output
+    assert "gwas" in listing.output and "psi.intersect" in listing.output
+    missing = runner.invoke(app, ["bench"])
+    assert missing.exit_code == 2 and "veil bench NAME" in missing.output

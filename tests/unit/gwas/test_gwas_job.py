@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,9 @@ from veil.gwas.job import (
     result_from_plain,
     result_to_plain,
 )
-from veil.gwas.plinkio import read_covariates, read_fileset
+from veil.gwas.plinkio import read_covariates, read_fileset, write_fileset
 from veil.gwas.qc import QcOptions
-from veil.gwas.secure_sum import SecureSum, encode
+from veil.gwas.secure_sum import SecureSum, encode, layout_for, pack_counts
 from veil.gwas.session import GwasOptions, GwasResult, Test, prepare_local, run_local
 from veil.gwas.site import SiteCovariates
 from veil.gwas.variants import AbsentPolicy
@@ -106,12 +107,12 @@ def test_only_masked_sums_travel_and_the_result_is_the_pooled_one(
         absent=AbsentPolicy.USE_AVAILABLE,
         site_covariate=True,
     )
-    local: dict[str, list[tuple[str, np.ndarray]]] = {s: [] for s in names}
+    local: dict[str, list[tuple[str, np.ndarray, int | None]]] = {s: [] for s in names}
     exchange = SecureSum.exchange
 
-    def spy(self: SecureSum, key: str, values: np.ndarray) -> np.ndarray:
-        local[self.me].append((key, values.copy()))  # the site's plaintext statistics
-        return exchange(self, key, values)
+    def spy(self: SecureSum, key: str, values: np.ndarray, bound: int | None = None) -> Any:
+        local[self.me].append((key, values.copy(), bound))  # the site's plaintext statistics
+        return exchange(self, key, values, bound)
 
     monkeypatch.setattr(SecureSum, "exchange", spy)
     hub = MemoryHub(names)
@@ -144,25 +145,33 @@ def test_only_masked_sums_travel_and_the_result_is_the_pooled_one(
         if len(blob) == 32:
             continue
         assert blob[:1] == b"v"
-        assert set(wire.decode_value(blob[1:])) == {"chrom", "snp", "a1", "a2", "cm", "bp",
-                                                    "covariates"}  # fmt: skip
-    keys = {k for items in local.values() for k, _ in items}
+        assert set(wire.decode_value(blob[1:])) in (
+            {"chrom", "snp", "a1", "a2", "cm", "bp", "covariates"},
+            {"sha256", "n"},  # the digest of those, sent first
+        )
+    keys = {k for items in local.values() for k, _, _ in items}
     assert {"gwas/counts", "gwas/logistic/0", "gwas/logistic/null/0"} <= keys
+    packed = {k for items in local.values() for k, _, bound in items if bound is not None}
+    assert packed == {"gwas/counts", "gwas/logistic/nobs"}  # integer counts, packed
     wire_bytes = blobs + [a.tobytes() for a in arrays]
     checked = 0
     for s in names:
-        for key, values in local[s]:
+        for key, values, bound in local[s]:
             if not np.any(values):
                 continue
-            limbs = encode(values).ravel()
+            if bound is None:
+                words = encode(values, layout_for(len(names))).ravel()
+            else:
+                words = pack_counts(values, bound)
             for a in arrays:  # no word of any message equals the site's encoded statistic
-                if a.size == limbs.size:
-                    assert np.count_nonzero((a == limbs) & (limbs != 0)) == 0, (s, key)
+                if a.size == words.size:
+                    assert np.count_nonzero((a == words) & (words != 0)) == 0, (s, key)
             raw = values.tobytes()
+            as_float = values.astype(np.float64).tobytes()
             as_int = np.rint(values).astype(np.int64).tobytes()
             for b in wire_bytes:  # nor does the float64 (or integer) statistic appear anywhere
-                assert raw not in b, (s, key)
-                if key == "gwas/counts":
+                assert raw not in b and as_float not in b, (s, key)
+                if key in packed:
                     assert as_int not in b, (s, key)
             checked += 1
     assert checked >= 3 * 10
@@ -221,3 +230,69 @@ def test_dp_release_is_ledgered_at_every_site_and_capped_by_the_budget(tmp_path:
     assert len(owner["dp"]["events"]) == 2  # selection, then the noisy statistics
     with pytest.raises(PartyFailed, match="PrivacyBudgetExceeded"):
         run_gwas(sites, options=opts, privacy_budget=(0.5, 1e-6), timeout=20)
+
+
+def test_identical_variant_lists_travel_as_digests_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same ``.bim`` everywhere: only SHA-256 digests of the lists are sent, and the result is
+    the pooled one; one differing site makes every site send its full list."""
+    syn = make_synthetic(seed=5, n_variants=30)
+    ref_vt = syn.variants  # every site: the pooled twin's .bim, in the same order
+    same = [
+        dataclasses.replace(f, variants=ref_vt, genotypes=syn.pooled_geno[:, syn.pooled_site == i])
+        for i, f in enumerate(syn.sites)
+    ]
+    syn = dataclasses.replace(syn, sites=same)
+    paths = write_sites(syn, tmp_path)
+    sites = {f.site: p for (p, _), f in zip(paths, syn.sites, strict=True)}
+    covs = {f.site: c for (_, c), f in zip(paths, syn.sites, strict=True)}
+    names = list(sites)
+    opts = GwasJobOptions(gwas=GwasOptions(test=Test.LOGISTIC, qc=QcOptions(maf=0.01)))
+
+    def run(prefixes: dict[str, Path]) -> tuple[list[dict[str, Any]], list[set[str]]]:
+        hub = MemoryHub(names)
+        logs: dict[str, list[tuple[str, str, str, Any]]] = {s: [] for s in names}
+        ctxs = {s: Context(s, RecordingLink(hub.link(s, timeout=30), logs[s])) for s in names}
+        outcomes: dict[str, Any] = {}
+
+        def one(s: str) -> None:
+            params = {"prefix": str(prefixes[s]), "covar": str(covs[s]), "sites": names,
+                      **opts.to_params()}  # fmt: skip
+            outcomes[s] = run_party(gwas_job, ctxs[s], params)
+
+        threads = [threading.Thread(target=one, args=(s,)) for s in names]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(o.ok for o in outcomes.values()), [o.error for o in outcomes.values()]
+        kinds = [
+            set(wire.decode_value(p[1:]))
+            for log in logs.values()
+            for direction, *_, p in log
+            if direction == "sent" and isinstance(p, bytes) and p[:1] == b"v"
+        ]
+        return [outcomes[s].result for s in names], kinds
+
+    results, kinds = run(sites)
+    assert kinds and all(k == {"sha256", "n"} for k in kinds)  # no variant list on the wire
+    ref = pooled(sites, covs, opts)
+    for r in results:
+        assert_same(result_from_plain(r["result"]), ref)
+        assert r["n_aligned"] == 30 and r["flipped"] == {s: 0 for s in names}
+    # one site lists one variant's alleles swapped: the digests differ, the lists are sent
+    flipped = ref_vt.take(np.arange(30))
+    a1, a2 = flipped.a1.copy(), flipped.a2.copy()
+    a1[4], a2[4] = ref_vt.a2[4], ref_vt.a1[4]
+    f2 = syn.sites[2]
+    geno = f2.genotypes.copy()
+    geno[4] = np.where(geno[4] >= 0, 2 - geno[4], geno[4])
+    other = tmp_path / "other" / f2.site
+    other.parent.mkdir()
+    write_fileset(other, dataclasses.replace(flipped, a1=a1, a2=a2), f2.samples, geno)
+    results, kinds = run({**sites, f2.site: other})
+    assert {"chrom", "snp", "a1", "a2", "cm", "bp", "covariates"} in kinds
+    for r in results:
+        assert_same(result_from_plain(r["result"]), ref)  # the flip is undone, same answer
+        assert r["flipped"][f2.site] == 1

@@ -56,6 +56,44 @@ def test_match_flips_reports_and_conflicts() -> None:
     assert list(drop.variants.snp) == ["a", "b"] and set(drop.dropped) == {"c", "d", "e"}
 
 
+@pytest.mark.parametrize("policy", [AbsentPolicy.DROP, AbsentPolicy.USE_AVAILABLE])
+def test_identical_tables_take_the_fast_path_with_the_general_answer(
+    policy: AbsentPolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from veil.gwas import variants as variants_mod
+
+    ids = [f"rs{i}" for i in range(7)]
+    t1 = table(ids, list("ACGTACG"), list("GTACGTA"))
+    t2 = table(ids, list("ACGTACG"), list("GTACGTA"))  # equal content, another object
+    tables = [("h1", t1), ("h2", t2), ("h3", t1)]
+    assert variants_mod._identical_everywhere(tables) is not None
+    fast = match_variants(tables, policy)
+    monkeypatch.setattr(variants_mod, "_identical_everywhere", lambda tables: None)
+    general = match_variants(tables, policy)
+    for col in ("chrom", "snp", "cm", "bp", "a1", "a2"):
+        a, b = getattr(fast.variants, col), getattr(general.variants, col)
+        assert a.dtype == b.dtype and np.array_equal(a, b), col
+    for f, g in zip(fast.sites, general.sites, strict=True):
+        assert f.site == g.site
+        np.testing.assert_array_equal(f.index, g.index)
+        np.testing.assert_array_equal(f.flip, g.flip)
+    assert (fast.absent, fast.conflicts, fast.dropped) == (
+        general.absent,
+        general.conflicts,
+        general.dropped,
+    )
+    monkeypatch.undo()
+    # any difference (a swapped pair, another position, a duplicate id) leaves the fast path
+    swapped = table(ids, list("GCGTACG"), list("ATACGTA"))
+    moved = table(ids, list("ACGTACG"), list("GTACGTA"), [1, 2, 3, 4, 5, 6, 8])
+    dup = table([*ids[:6], "rs0"], list("ACGTACG"), list("GTACGTA"))
+    for other in (swapped, moved, table(ids[:6], list("ACGTAC"), list("GTACGT"))):
+        assert variants_mod._identical_everywhere([("h1", t1), ("h2", other)]) is None
+    assert variants_mod._identical_everywhere([("h1", dup), ("h2", dup)]) is None
+    with pytest.raises(DataError, match="more than once"):
+        match_variants([("h1", dup), ("h2", dup)])
+
+
 def test_match_errors() -> None:
     t1 = table(["a", "a"], ["A", "C"], ["G", "T"])
     with pytest.raises(DataError, match="site 'h1'.*more than once"):

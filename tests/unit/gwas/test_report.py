@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from gwas_synth import make_synthetic
 
 from veil.gwas import report as report_mod
 from veil.gwas.dp_release import dp_release
+from veil.gwas.outputs import RunFacts, write_outputs
 from veil.gwas.plots import QqSeries, chrom_rank, manhattan_png, qq_png
 from veil.gwas.qc import QcOptions
 from veil.gwas.report import FILES, RunInfo, write_report
@@ -200,3 +202,44 @@ def test_logistic_beta_option_reports_coefficients(
     assert "BETA" in h and "OR" not in h and rep["options"]["beta"] is True
     i = list(base.variants.snp).index(h["SNP"])
     assert h["BETA"] == pytest.approx(base.logistic.beta[i])  # type: ignore[union-attr]
+
+
+def test_ledger_shows_the_epsilon_of_dp_entries(
+    tmp_path: Path, assoc_run: tuple[GwasResult, RunInfo]
+) -> None:
+    """DP reveals keep ε under ``entry["dp"]["epsilon"]`` (Context.reveal): the column shows it."""
+    res, info = assoc_run
+    dp_entry = {"party": "h2", "event": "reveal", "tag": "gwas.dp_release", "to": ["h1", "h2"],
+                "dp": {"mechanism": "gwas top-k", "epsilon": 1.25, "delta": 0.0}}  # fmt: skip
+    plain = {"party": "h1", "event": "reveal", "tag": "gwas.counts", "to": ["h1", "h2"]}
+    assert report_mod.ledger_epsilon(dp_entry) == 1.25
+    assert report_mod.ledger_epsilon(plain) is None
+    assert report_mod.ledger_epsilon({"epsilon": 0.5}) == 0.5
+    info = dataclasses.replace(info, ledger=[plain, dp_entry])
+    write_report(tmp_path, res, OPTIONS, info)
+    page = (tmp_path / "report.html").read_text()
+    ledger = page[page.index("<h2>Audit ledger") :]
+    assert "<td>gwas.dp_release</td><td>h1,h2</td><td>1.25</td>" in ledger
+    assert "<td>gwas.counts</td><td>h1,h2</td><td>-</td>" in ledger
+    # a DP release after the first 50 entries is still listed with its ε
+    info = dataclasses.replace(info, ledger=[plain] * 60 + [dp_entry])
+    write_report(tmp_path, res, OPTIONS, info)
+    page = (tmp_path / "report.html").read_text()
+    ledger = page[page.index("<h2>Audit ledger") :]
+    assert "<td>gwas.dp_release</td><td>h1,h2</td><td>1.25</td>" in ledger
+    assert "First 50 of 61 entries and every DP release" in ledger
+
+
+def test_the_caller_names_the_run(tmp_path: Path, assoc_run: tuple[GwasResult, RunInfo]) -> None:
+    res, info = assoc_run
+    facts = RunFacts(
+        sites=info.sites, n_aligned=info.n_aligned, absent=info.absent,
+        party_stats=info.party_stats, stage_seconds=info.stage_seconds, ledger=info.ledger,
+        transport=info.transport,
+    )  # fmt: skip
+    write_outputs(tmp_path / "named", res, OPTIONS, facts, baseline=("before", res), label="after")
+    page = (tmp_path / "named" / "report.html").read_text()
+    assert "Top hits (after)" in page and "Top hits (before)" in page
+    assert "this run" not in page
+    write_outputs(tmp_path / "default", res, OPTIONS, facts)
+    assert "Top hits (this run)" in (tmp_path / "default" / "report.html").read_text()

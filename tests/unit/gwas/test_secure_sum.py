@@ -14,13 +14,21 @@ import veil
 from veil.errors import ConfigError, DataError, PartyFailed, ProtocolError
 from veil.gwas.secure_sum import (
     MAX_ABS,
+    MAX_SITES,
+    NARROW,
     REVEAL_KIND,
+    WIDE,
+    Layout,
     SecureSum,
     check_sites,
+    count_bits,
     decode,
     encode,
+    layout_for,
+    pack_counts,
     quantise,
     tag_of,
+    unpack_counts,
 )
 
 finite = st.floats(
@@ -40,24 +48,27 @@ def exact_sum(parts: list[np.ndarray]) -> np.ndarray:
     return np.array([float(sum(col)) / 2.0**56 for col in zip(*ints, strict=True)])
 
 
+@pytest.mark.parametrize("layout", [NARROW, WIDE])
 @settings(max_examples=300, deadline=None)
-@given(arrays(np.float64, st.integers(1, 40), elements=values))
-def test_round_trip_is_the_quantised_value(v: np.ndarray) -> None:
-    enc = encode(v)
-    assert enc.shape == (3, v.size) and enc.dtype == np.uint64
-    assert np.all(enc[0] < 2**40) and np.all(enc[1] < 2**40)
-    hi = enc[2].view(np.int64)
-    assert np.all((hi >= -(2**38)) & (hi < 2**38))
-    np.testing.assert_array_equal(decode(enc), quantise(v))
+@given(v=arrays(np.float64, st.integers(1, 40), elements=values))
+def test_round_trip_is_the_quantised_value(layout: Layout, v: np.ndarray) -> None:
+    enc = encode(v, layout)
+    b, top_bits = layout.limb_bits, 118 - (layout.n_limbs - 1) * layout.limb_bits
+    assert enc.shape == (layout.n_limbs, v.size) and enc.dtype == np.uint64
+    assert all(np.all(enc[k] < 2**b) for k in range(layout.n_limbs - 1))
+    hi = enc[-1].view(np.int64)
+    assert np.all((hi >= -(2**top_bits)) & (hi < 2**top_bits))
+    np.testing.assert_array_equal(decode(enc, layout), quantise(v))
 
 
+@pytest.mark.parametrize("layout", [NARROW, WIDE])
 @settings(max_examples=200, deadline=None)
-@given(st.lists(arrays(np.float64, 12, elements=values), min_size=2, max_size=7))
-def test_sum_of_encodings_is_the_exact_sum(parts: list[np.ndarray]) -> None:
-    total = np.zeros((3, 12), dtype=np.uint64)
+@given(parts=st.lists(arrays(np.float64, 12, elements=values), min_size=2, max_size=7))
+def test_sum_of_encodings_is_the_exact_sum(layout: Layout, parts: list[np.ndarray]) -> None:
+    total = np.zeros((layout.n_limbs, 12), dtype=np.uint64)
     for p in parts:
-        total += encode(p)
-    got, ref = decode(total), exact_sum(parts)
+        total += encode(p, layout)
+    got, ref = decode(total, layout), exact_sum(parts)
     # one rounding of the exact integer sum, and at most two ulps more from the evaluation
     np.testing.assert_allclose(got, ref, rtol=4.5e-16, atol=0)
 
@@ -65,10 +76,60 @@ def test_sum_of_encodings_is_the_exact_sum(parts: list[np.ndarray]) -> None:
 def test_integers_sum_exactly_and_negatives_cancel() -> None:
     rng = np.random.default_rng(1)
     parts = [rng.integers(-(10**9), 10**9, size=500).astype(np.float64) for _ in range(5)]
-    total = sum((encode(p) for p in parts), np.zeros((3, 500), dtype=np.uint64))
-    np.testing.assert_array_equal(decode(total), np.sum(parts, axis=0))
-    tiny = np.array([-1e-10, 3e-12, -(2.0**-50)])
-    np.testing.assert_array_equal(decode(encode(tiny) + encode(-tiny)), np.zeros(3))
+    for layout in (NARROW, WIDE):
+        total = sum((encode(p, layout) for p in parts), np.zeros((layout.n_limbs, 500), np.uint64))
+        np.testing.assert_array_equal(decode(total, layout), np.sum(parts, axis=0))
+        tiny = np.array([-1e-10, 3e-12, -(2.0**-50)])
+        summed = encode(tiny, layout) + encode(-tiny, layout)
+        np.testing.assert_array_equal(decode(summed, layout), np.zeros(3))
+
+
+#: values whose limbs sit at the ends of their ranges: lo = 2^b - 1 (v = -2^-56), the top limb
+#: at its minimum (v -> -2^62) and maximum (v -> 2^62), and mixtures
+EXTREMES = np.array(
+    [-(2.0**-56), -(2.0**62) + 2.0**9, 2.0**62 - 2.0**9, -(2.0**61), 2.0**61,
+     -1.0 + 2.0**-56, 1.0 - 2.0**-56, (2.0**60 - 1) * 2.0**-56, -(2.0**60 - 1) * 2.0**-56]
+)  # fmt: skip
+
+
+def exact_int_sum(v: np.ndarray, copies: int) -> list[int]:
+    return [copies * int(x) for x in np.rint(v * 2.0**56)]
+
+
+@pytest.mark.parametrize("layout", [NARROW, WIDE])
+def test_headroom_at_the_site_limit(layout: Layout) -> None:
+    """``max_sites`` encodings at the extremes sum exactly (integer check, no float slack)."""
+    n = layout.max_sites
+    enc = encode(EXTREMES, layout)
+    total = enc * np.uint64(n)  # n copies summed in the ring (multiplication mod 2^64)
+    if n <= 64:  # and equal to n additions, as the sites do them
+        assert np.array_equal(total, sum((enc for _ in range(n)), np.zeros_like(enc)))
+    got = decode(total, layout)
+    ref = exact_int_sum(EXTREMES, n)
+    np.testing.assert_array_equal(got, np.array([float(r) / 2.0**56 for r in ref]))
+    # no limb sum wrapped: read as integers (lower limbs unsigned, the top one signed), the
+    # ring sums of the limbs give back exactly n times each encoded integer
+    b, top = layout.limb_bits, layout.n_limbs - 1
+    for j, want in enumerate(ref):
+        limbs = [int(total[k, j]) for k in range(top)] + [int(total[top, j].view(np.int64))]
+        assert sum(limb << (k * b) for k, limb in enumerate(limbs)) == want, j
+    limbs = [int(x) for x in enc[:, 0].view(np.int64)]  # -2^-56: lo = 2^b - 1, the top -1
+    assert limbs[0] == 2**b - 1 and limbs[-1] == -1
+
+
+def test_one_site_more_than_narrow_allows_wraps() -> None:
+    """The bound is tight: at 16 sites the two-limb encoding of -2^-56 decodes wrongly."""
+    v = np.array([-(2.0**-56)])
+    enc = encode(v, NARROW)
+    assert int(enc[0, 0]) == 2**60 - 1  # lo at its maximum
+    at_limit = enc * np.uint64(NARROW.max_sites)
+    assert decode(at_limit, NARROW)[0] == -NARROW.max_sites * 2.0**-56
+    over = enc * np.uint64(NARROW.max_sites + 1)
+    assert decode(over, NARROW)[0] != -(NARROW.max_sites + 1) * 2.0**-56
+    assert layout_for(15) is NARROW and layout_for(16) is WIDE and layout_for(3) is NARROW
+    assert layout_for(MAX_SITES) is WIDE
+    with pytest.raises(ConfigError, match="at most"):
+        layout_for(MAX_SITES + 1)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, MAX_ABS, -(2.0**63)])
@@ -121,9 +182,9 @@ def test_sum_over_sites_equals_the_float_sum(n_sites: int) -> None:
         assert [e["tag"] for e in entries] == [f"gwas.test.iter{k}" for k in range(3)]
         assert all(e["value"]["kind"] == REVEAL_KIND for e in entries)
         assert all(sorted(e["to"]) == parties for e in entries)
-        # one masked vector of 3 uint64 limbs per value to each of the other sites
+        # one masked vector of 2 uint64 limbs per value to each of the other sites
         sent = res.stats[p]["bytes_sent"]
-        payload = 24 * sum(sizes) * (n_sites - 1)
+        payload = 16 * sum(sizes) * (n_sites - 1)
         assert payload < sent < payload + 2000 * (n_sites - 1)
 
 
@@ -158,4 +219,57 @@ def test_sites_disagreeing_on_the_shape_get_a_protocol_error() -> None:
     assert info.value.error_type == "ProtocolError"
     assert "sent a masked vector of shape" in (info.value.error or "")
     with pytest.raises(ProtocolError):
-        decode(np.zeros((2, 3), dtype=np.uint64))
+        decode(np.zeros((2, 3), dtype=np.uint64), WIDE)
+    with pytest.raises(ProtocolError):
+        decode(np.zeros((3, 3), dtype=np.uint64), NARROW)
+
+
+@pytest.mark.parametrize("bound", [0, 1, 2, 1000, 2**20 - 1, 2**20, 2**31, 2**62])
+def test_packed_counts_sum_exactly_up_to_the_bound(bound: int) -> None:
+    """Sums of packed counts are exact while every field sum stays <= bound (no carry)."""
+    rng = np.random.default_rng(bound % 97)
+    n_sites, size = 5, 37
+    # split a pooled table whose entries reach the bound over the sites
+    pooled = rng.integers(0, bound + 1, size=size, dtype=np.int64)
+    pooled[:3] = [bound, 0, bound]
+    cuts = np.sort(rng.integers(0, pooled[None, :] + 1, size=(n_sites - 1, size)), axis=0)
+    edges = np.vstack([np.zeros(size, np.int64), cuts, pooled])
+    parts = np.diff(edges, axis=0)
+    assert np.all(parts >= 0) and np.array_equal(parts.sum(axis=0), pooled)
+    words = [pack_counts(p, bound) for p in parts]
+    per = 64 // count_bits(bound)
+    assert words[0].shape == (-(-size // per),)
+    total = sum(words[1:], words[0].copy())
+    np.testing.assert_array_equal(unpack_counts(total, size, bound), pooled)
+
+
+def test_packed_counts_refuse_what_they_cannot_sum() -> None:
+    for bad in (np.array([1, -1]), np.array([1.0, 0.5]), np.array([3.0, np.nan]), np.array([9])):
+        with pytest.raises(DataError, match=r"site 'h2'.*integer counts in \[0, 8\]"):
+            pack_counts(bad, 8, where="site 'h2': aggregate 'k'")
+    with pytest.raises(ConfigError, match="count bound"):
+        pack_counts(np.array([1]), 2**63)
+    with pytest.raises(ProtocolError, match="packed counts"):
+        unpack_counts(np.zeros(3, dtype=np.uint64), 40, 1000)
+
+
+def counts_job(ctx, bound):  # type: ignore[no-untyped-def]
+    secure = SecureSum(ctx, ctx.cluster, timeout=30)
+    rng = np.random.default_rng(sum(ctx.party.encode()))
+    mine = rng.integers(0, bound // len(ctx.cluster) + 1, size=(50, 3, 4), dtype=np.int64)
+    return mine, secure.counts("gwas/counts", mine, bound), secure("gwas/x", mine[0, 0] * 0.5)
+
+
+def test_counts_over_sites_are_sums_only_and_compact() -> None:
+    parties = ["h1", "h2", "h3"]
+    res = veil.simulate_detailed(counts_job, parties, params={"bound": 1000})
+    pooled = sum(res.results[p][0] for p in parties)
+    for p in parties:
+        got = res.results[p][1]
+        assert got.dtype == np.int64 and got.shape == (50, 3, 4)
+        np.testing.assert_array_equal(got, pooled)
+        np.testing.assert_allclose(res.results[p][2], pooled[0, 0] * 0.5, rtol=1e-15)
+        assert [e["tag"] for e in res.ledgers[p]] == ["gwas.counts", "gwas.x"]
+        # 600 counts of 10 bits, 6 per word: 100 words (+ 4 floats of 2 limbs) per peer
+        payload = (8 * 100 + 16 * 4) * 2
+        assert payload < res.stats[p]["bytes_sent"] < payload + 4000
