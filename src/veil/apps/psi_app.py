@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from veil.errors import ConfigError
 from veil.psi import PsiOptions, align_file
+from veil.psi.options import Backend
 from veil.runtime.context import Context
 from veil.runtime.node import write_atomic
 from veil.runtime.simulate import simulate_detailed
@@ -31,9 +32,11 @@ def psi_job(
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """SPMD job: align this party's ``input`` on ``key``; ``parties[0]`` is the leader."""
-    opts = PsiOptions(**(options or {}))
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    fields = dict(options or {})
+    if "backend" in fields:  # travels as its value (enums cannot go on the wire)
+        fields["backend"] = Backend(fields["backend"])
+    opts = PsiOptions(**fields)
+    folder = Path(out)  # created by the atomic write of the aligned file: not before PSI succeeds
     res = align_file(ctx.link, ctx.next_key("psi"), ctx.party, parties, Path(input), key,
                      folder / f"{ctx.party}.csv", opts)  # fmt: skip
     body = dataclasses.asdict(res)
@@ -54,6 +57,7 @@ def run(
         raise ConfigError("PSI needs at least two parties: --input NAME=FILE (repeat)")
     opts = options or PsiOptions()
     opt_dict = {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)}
+    opt_dict["backend"] = opts.backend.value  # plain values only: the parties may be processes
     params = {p: {"parties": parties, "input": str(inputs[p]), "key": key, "out": str(out),
                   "options": opt_dict} for p in parties}  # fmt: skip
     t = time.perf_counter()

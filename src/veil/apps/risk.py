@@ -73,11 +73,19 @@ def _labels(df: Any, label: str, party: str, path: str, positive: str | None) ->
         raise DataError(f"party {party!r}: {path} has no label column {label!r}")
     col = df[label]
     if col.isna().any():
-        raise DataError(f"party {party!r}: {path}: {int(col.isna().sum())} rows have no {label!r}")
+        raise DataError(
+            f"party {party!r}: {path}: {int(col.isna().sum())} rows have no label {label!r}; "
+            "drop them or fill them in"
+        )
     values = sorted(map(str, col.unique()))
     if len(values) != 2:
         raise DataError(f"party {party!r}: label {label!r} in {path} is not binary: {values[:10]}")
     pos = positive
+    if pos is not None and pos not in values:
+        raise DataError(
+            f"party {party!r}: --positive {pos!r} is not a value of {label!r} in {path}; "
+            f"it has {values}"
+        )
     if pos is None:
         pos = "1" if values in (["0", "1"], ["0.0", "1.0"]) else "bad" if "bad" in values else None
     if pos not in values:
@@ -87,6 +95,18 @@ def _labels(df: Any, label: str, party: str, path: str, positive: str | None) ->
         )
     out: np.ndarray = (col.astype(str) == pos).to_numpy(dtype=np.float64)
     return out
+
+
+def _check_unique_ids(ids: Any, party: str, path: str, id_col: str) -> None:
+    """Each customer once per file: PSI aligns rows one to one."""
+    dup = ids.duplicated(keep="first").to_numpy()
+    if dup.any():
+        rows = np.flatnonzero(dup)[:5].tolist()
+        raise DataError(
+            f"party {party!r}: {path} has {int(dup.sum())} duplicate {id_col!r} value(s), e.g. "
+            f"{ids.iloc[rows].tolist()} (lines {[r + 2 for r in rows]} of the file); keep one "
+            "row per customer and re-run"
+        )
 
 
 def _check_numeric_or_categorical(df: Any, cols: Sequence[str], party: str, path: str) -> None:
@@ -139,6 +159,7 @@ def risk_job(
     if me in data_parties:
         df = read_party_csv(csv, me, id_col)
         ids = df[id_col].astype(str).tolist()
+        _check_unique_ids(df[id_col].astype(str).str.strip(), me, csv, id_col)
         rows = intersect_ids(ctx.link, psi_key, me, data_parties, ids, PsiOptions(strip=True))
         # Every party holds the same ids for these rows: sorting by id gives a common order that
         # does not depend on the run's PSI salt, so splits are reproducible.

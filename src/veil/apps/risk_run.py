@@ -117,9 +117,12 @@ def run(
     from rich.console import Console
 
     console = console or Console(stderr=True)
-    files = {bank: bank_file, **providers}
     if len(providers) < 1:
         raise ConfigError("give at least one provider: --provider NAME=FILE")
+    if bank in providers:
+        raise ConfigError(f"--provider {bank}=...: {bank!r} is the bank; name the provider "
+                          "differently")  # fmt: skip
+    files = {bank: bank_file, **providers}
     if opts.model not in MODELS:
         raise ConfigError(f"--model must be one of {', '.join(MODELS)}, got {opts.model!r}")
     sb_params: dict[str, Any] = {}

@@ -57,6 +57,25 @@ _DISCLOSURES = {
 }
 
 
+def _check_type(key: str, value: Any) -> None:
+    """A parameter of the wrong kind (``max_depth=abc``) named, not a comparison error later."""
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(BoostParams)} | {"heu_scheme": "str"}
+    kind = kinds[key]
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = {
+        "bool": isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": number,
+        "str": isinstance(value, str),
+    }[kind.split(" ")[0]] or (value is None and "None" in kind)
+    if not ok:
+        want = {"bool": "true or false", "int": "an integer", "float": "a number"}
+        raise ConfigError(
+            f"SecureBoost parameter {key} must be {want.get(kind.split(' ')[0], 'text')}, "
+            f"got {value!r}"
+        )
+
+
 def boost_params(overrides: Mapping[str, Any] | None, seed: int) -> dict[str, Any]:
     """The job's SecureBoost parameters: :data:`SB_DEFAULTS`, the job seed, ``overrides``.
 
@@ -69,7 +88,10 @@ def boost_params(overrides: Mapping[str, Any] | None, seed: int) -> dict[str, An
     valid = {f.name for f in dataclasses.fields(BoostParams)} - {"scheme"} | {"heu_scheme"}
     unknown = sorted(set(params) - valid)
     if unknown:
-        raise ConfigError(f"unknown SecureBoost parameters {unknown}; valid: {sorted(valid)}")
+        usable = sorted(valid - {"early_stopping_rounds"})
+        raise ConfigError(f"unknown SecureBoost parameters {unknown}; valid: {usable}")
+    for key, value in (overrides or {}).items():
+        _check_type("heu_scheme" if key == "scheme" else key, value)
     if params.get("early_stopping_rounds") is not None:
         raise ConfigError(
             "early_stopping_rounds needs a validation set, which the risk job does not keep; "

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -33,17 +35,39 @@ def user_errors() -> Iterator[None]:
     except PartyFailed as exc:
         if exc.error_type in _USER_ERRORS:
             # bad input or configuration: the message says what to fix; no traceback
-            console.print(f"[bold red]error:[/] {exc.error}", highlight=False)
+            _print_error(console, str(exc.error))
             raise typer.Exit(2) from None
+        if exc.error_type == "PeerError" and not os.environ.get("VEIL_DEBUG"):
+            # this party stopped because another one failed: the cause is there, in one line
+            note = f"(party {exc.party!r} stopped because of it; VEIL_DEBUG=1 shows the traceback)"
+            _print_error(console, f"{exc.error} {note}")
+            raise typer.Exit(1) from None
         console.print(f"[bold red]error:[/] party {exc.party!r} failed")
         console.print(exc.traceback_text, markup=False, highlight=False)
         raise typer.Exit(1) from None
     except (ConfigError, DataError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        _print_error(console, str(exc))
         raise typer.Exit(2) from None
     except VeilError as exc:
-        console.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", highlight=False)
+        _print_error(console, f"{type(exc).__name__}: {exc}")
         raise typer.Exit(1) from None
+
+
+def _print_error(console: Console, message: str) -> None:
+    """``error: message``; the message is text, never markup (``[parties.bank]`` stays)."""
+    console.print("[bold red]error:[/] ", end="")
+    console.print(message, markup=False, highlight=False)
+
+
+def check_out_dir(out: Path) -> None:
+    """Fail before any work when ``--out`` cannot be a folder (an existing file, or under one)."""
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ConfigError(f"--out {out}: {folder} is a file, not a folder; choose a folder")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise ConfigError(f"--out {out}: cannot write into {folder}; choose another folder")
+            return
 
 
 def parse_params(items: Sequence[str] | None) -> dict[str, Any]:

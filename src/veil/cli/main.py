@@ -15,8 +15,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from veil.cli.common import err_console, parse_params, split_names, user_errors
+from veil.cli.common import check_out_dir, err_console, parse_params, split_names, user_errors
 
 app = typer.Typer(
     name="veil",
@@ -56,15 +57,24 @@ def certs_init(
     parties: Annotated[str, typer.Option(help="Comma-separated party names, e.g. bank,ext1,ext2.")],
     out: Annotated[Path, typer.Option(help="Folder to write ca.pem and <party>.pem/.key into.")],
     days: Annotated[int, typer.Option(help="Validity of the certificates in days.")] = 825,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing CA and keys in --out.")
+    ] = False,
 ) -> None:
     """Create a per-cluster CA and a key + certificate for each party (CN/SAN = party name).
 
     Give each institution ca.pem, every party's .pem, and only its own .key.
     """
     with user_errors():
+        from veil.errors import ConfigError
         from veil.transport.certs import init_cluster
 
         names = split_names(parties)
+        if not force and (out / "ca.pem").exists():
+            raise ConfigError(
+                f"{out / 'ca.pem'} already exists: a new CA would invalidate every certificate "
+                "already handed out; choose another --out, or pass --force to replace it"
+            )
         files = init_cluster(names, out, days=days)
         console = Console()
         table = Table("party", "certificate", "private key (keep at that party only)")
@@ -74,6 +84,19 @@ def certs_init(
         console.print(table)
 
 
+_MAX_SHOWN = 600  # characters of a result shown in the table; --json prints it whole
+
+
+def _shown(value: Any) -> str:
+    """A result as the table shows it: its repr, cut short when long (a model, scores)."""
+    if value is None:
+        return "-"
+    text = repr(value)
+    if len(text) <= _MAX_SHOWN:
+        return text
+    return f"{text[:_MAX_SHOWN]} … ({len(text):,} characters; --json prints the whole result)"
+
+
 def _print_outcome(results: dict[str, Any], stats: dict[str, dict[str, Any]]) -> None:
     console = Console()
     table = Table("party", "result", "bytes sent", "messages sent")
@@ -81,7 +104,7 @@ def _print_outcome(results: dict[str, Any], stats: dict[str, dict[str, Any]]) ->
         st = stats.get(party, {})
         table.add_row(
             party,
-            repr(value) if value is not None else "-",
+            Text(_shown(value)),  # a value, not markup
             f"{st.get('bytes_sent', 0):,}",
             f"{st.get('messages_sent', 0):,}",
         )
@@ -102,6 +125,10 @@ def node(
         Path | None, typer.Option(help="Append this party's audit ledger here (JSON lines).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Job seed (the same at every party).")] = 0,
+    dp_epsilon: Annotated[
+        float | None, typer.Option(help="This party's privacy budget for DP reveals: epsilon.")
+    ] = None,
+    dp_delta: Annotated[float, typer.Option(help="Privacy budget: delta.")] = 0.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Run one party of a job: what each institution runs on its own machine."""
@@ -117,9 +144,9 @@ def node(
         fn = load_job(parse_job_ref(job))
         peers = ", ".join(p for p in cfg.party_names if p != party)
         err_console().print(f"[bold]veil node[/] {party}: connecting to {peers} ...")
-        outcome, stats, _ = run_node(
-            cfg, party, fn, parse_params(param), seed=seed, ledger_path=ledger
-        )
+        budget = None if dp_epsilon is None else (dp_epsilon, dp_delta)
+        outcome, stats, _ = run_node(cfg, party, fn, parse_params(param), seed=seed,
+                                     ledger_path=ledger, privacy_budget=budget)  # fmt: skip
         if not outcome.ok:
             raise PartyFailed(
                 party,
@@ -199,6 +226,7 @@ def demo(
         if transport not in ("memory", "grpc"):
             raise ConfigError(f"--transport must be memory or grpc, got {transport!r}")
         folder = out or Path("out") / name
+        check_out_dir(folder)
         if name == "risk":
             from veil.apps import risk_data
             from veil.apps.risk_run import RiskOptions
@@ -257,6 +285,7 @@ def psi(
 
         if transport not in ("memory", "grpc"):
             raise ConfigError(f"--transport must be memory or grpc, got {transport!r}")
+        check_out_dir(out)
         opts = PsiOptions(strip=not no_strip, casefold=casefold, dedupe=dedupe,
                           receiver_only=receiver_only)  # fmt: skip
         summary = run_psi(_named_files(input_, "--input"), key, out, options=opts,
@@ -302,6 +331,7 @@ def risk(
             raise ConfigError(f"--transport must be memory or grpc, got {transport!r}")
         if protocol not in ("semi2k", "aby3"):
             raise ConfigError(f"--protocol must be semi2k or aby3, got {protocol!r}")
+        check_out_dir(out)
         if engine not in ("mpc", "tee"):
             raise ConfigError(f"--engine must be mpc or tee, got {engine!r}")
         if model not in ("lr", "secureboost", "both"):
@@ -356,6 +386,7 @@ def fl(
 
         if transport not in ("memory", "grpc"):
             raise ConfigError(f"--transport must be memory or grpc, got {transport!r}")
+        check_out_dir(out)
         if aggregation not in ("secure", "plain", "median", "trimmed_mean"):
             raise ConfigError(f"unknown --aggregation {aggregation!r}")
         if model not in ("logistic", "mlp"):

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from veil.cli.common import err_console
 from veil.errors import ConfigError
 from veil.tee.claims import Platform
 from veil.tee.errors import AttestationError, Reason
@@ -46,7 +46,7 @@ def _tee() -> None:
 
 
 def _usage(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    err_console().print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(2)
 
 
@@ -90,7 +90,7 @@ def _refused(exc: AttestationError) -> typer.Exit:
         "detail": exc.detail,
     }
     typer.echo(json.dumps(doc, indent=2))
-    Console(stderr=True).print(f"[bold red]refused:[/] {escape(str(exc))}", highlight=False)
+    err_console().print(f"[bold red]refused:[/] {escape(str(exc))}", highlight=False)
     return typer.Exit(1)
 
 

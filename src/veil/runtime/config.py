@@ -105,7 +105,20 @@ class ClusterConfig:
                 raise ConfigError(f"cannot read {what} at {path}: {exc.strerror}") from None
 
 
+def _check_keys(table: Mapping[str, Any], known: Sequence[str], where: str) -> None:
+    """A misspelt key would otherwise be ignored silently (a default used in its place)."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where}: must be a table")
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {unknown}; known: {', '.join(known)} (check the spelling)"
+        )
+
+
 def _parse_address(text: Any, where: str) -> tuple[str, int]:
+    if text is None:
+        raise ConfigError(f'{where}: needs address = "host:port" (where this party listens)')
     if not isinstance(text, str) or ":" not in text:
         raise ConfigError(f"{where}: address must be 'host:port', got {text!r}")
     host, _, port_s = text.rpartition(":")
@@ -141,7 +154,9 @@ def parse_config(
 ) -> ClusterConfig:
     """Validate a config already read as a mapping (paths relative to ``base``)."""
     src = str(source or "cluster config")
+    _check_keys(data, ("cluster", "timeouts", "parties", "policy"), src)
     cluster = data.get("cluster", {})
+    _check_keys(cluster, ("name", "ca"), f"{src} [cluster]")
     if "ca" not in cluster:
         raise ConfigError(f"{src}: [cluster] needs 'ca' (path of the cluster CA certificate)")
     parties_raw = data.get("parties")
@@ -155,6 +170,7 @@ def parse_config(
             raise ConfigError(f"{where}: party names use letters, digits, '-' and '_' (max 64)")
         if not isinstance(p, Mapping):
             raise ConfigError(f"{where}: must be a table")
+        _check_keys(p, ("address", "cert", "key"), where)
         host, port = _parse_address(p.get("address"), where)
         if (host, port) in seen:
             raise ConfigError(f"{where}: address {host}:{port} is also {seen[(host, port)]!r}'s")
@@ -166,6 +182,7 @@ def parse_config(
             name, host, port, base / str(p["cert"]), base / str(key) if key else None
         )
     timeouts = data.get("timeouts", {})
+    _check_keys(timeouts, ("connect", "recv", *_LIVENESS), f"{src} [timeouts]")
     try:
         connect = float(timeouts.get("connect", 60.0))
         recv = float(timeouts.get("recv", 300.0))

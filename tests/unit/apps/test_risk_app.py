@@ -67,13 +67,29 @@ def test_two_parties_semi2k(files, tmp_path):
         ("no-overlap", "share only 0 customers"),
         ("text", "'note' is not numeric and has [0-9]+ distinct values"),
         ("no-id", "party 'ext': .*ext.csv has no id column 'cid'"),
+        ("positive", "party 'bank': --positive 'bda' is not a value of 'y' in .*bank.csv"),
+        ("label-gap", "party 'bank': .*bank.csv: 1 rows have no label 'y'; drop them"),
+        ("dup-id", "party 'ext': .*ext.csv has 1 duplicate 'cid' value.*keep one row per"),
+        ("provider-is-bank", "--provider bank=...: 'bank' is the bank"),
     ],
 )
 def test_bad_inputs(files, tmp_path, change, message):
     import re
 
     label = "y"
-    if change == "label":
+    extra: tuple[str, ...] = ()
+    if change == "positive":
+        extra = ("--positive", "bda")
+    elif change == "label-gap":
+        df = pd.read_csv(files["bank"])
+        df.loc[0, "y"] = None
+        df.to_csv(files["bank"], index=False)
+    elif change == "dup-id":
+        df = pd.read_csv(files["ext"])
+        pd.concat([df, df.iloc[:1]]).to_csv(files["ext"], index=False)
+    elif change == "provider-is-bank":
+        extra = ("--provider", f"bank={files['ext']}")
+    elif change == "label":
         label = "x1"
     elif change == "missing":
         files["ext"] = tmp_path / "nope.csv"
@@ -88,7 +104,7 @@ def test_bad_inputs(files, tmp_path, change, message):
     elif change == "no-id":
         pd.read_csv(files["ext"]).rename(columns={"cid": "key"}).to_csv(files["ext"], index=False)
     out = tmp_path / "o"
-    r = run(files, out, label=label)
+    r = run(files, out, *extra, label=label)
     assert r.exit_code == 2, r.output
     assert re.search(message, " ".join(r.output.split())), r.output
     assert not (out / "report.json").exists()
@@ -166,6 +182,10 @@ def test_secureboost_model_matches_pooled_xgboost(tree_files, tmp_path):
         (["--model", "both", "--sb-param", "n_estimators=0"], "n_estimators must be >= 1"),
         (["--model", "secureboost", "--sb-param", "early_stopping_rounds=3"],
          "early_stopping_rounds needs a validation set"),
+        (["--model", "secureboost", "--sb-param", "max_depth=abc"],
+         "SecureBoost parameter max_depth must be an integer, got 'abc'"),
+        (["--model", "secureboost", "--sb-param", "learning_rate=fast"],
+         "SecureBoost parameter learning_rate must be a number, got 'fast'"),
     ],
 )  # fmt: skip
 def test_bad_model_options(files, tmp_path, extra, message):

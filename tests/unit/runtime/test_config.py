@@ -67,6 +67,17 @@ def test_missing_cert_file_named(tmp_path):
         (lambda t: t.replace("[parties.bob]", '[parties."b0b!"]'), "party names"),
         (lambda t: t.replace("recv = 7.5", "recv = -1"), "positive"),
         (lambda t: t + "\n[[[", "not valid TOML"),
+        (
+            lambda t: t.replace('address = "127.0.0.1:7002"', 'adress = "127.0.0.1:7002"'),
+            r"\[parties.bob\]: unknown key\(s\) \['adress'\]; known: address, cert, key",
+        ),
+        (
+            lambda t: t.replace('address = "127.0.0.1:7002"', ""),
+            r"\[parties.bob\]: needs address = \"host:port\"",
+        ),
+        (lambda t: t.replace("[timeouts]", "[timeout]"), r"unknown key\(s\) \['timeout'\]"),
+        (lambda t: t.replace("recv = 7.5", "recieve = 7.5"), r"\[timeouts\]: unknown key"),
+        (lambda t: t.replace('name = "t"', 'nmae = "t"'), r"\[cluster\]: unknown key"),
     ],
 )
 def test_bad_configs(tmp_path, edit, message):
