@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from veil.cli.common import user_errors
+from veil.cli.common import check_out_dir, user_errors
 
 
 def forecast(
@@ -77,4 +77,5 @@ def forecast(
                              test_from=test_from, test_to=test_to, horizon=horizon, model=model,
                              protocol=protocol, alpha=alpha,  # type: ignore[arg-type]
                              trees=settings)  # fmt: skip
+        check_out_dir(out)
         run(files, opts, out, transport=transport, seed=seed)  # type: ignore[arg-type]

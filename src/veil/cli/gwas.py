@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from veil.cli.common import err_console, user_errors
+from veil.cli.common import check_out_dir, err_console, user_errors
 
 
 def gwas(
@@ -92,6 +92,7 @@ def gwas(
                 "dp_top": dp_top,
             }
         )
+        check_out_dir(out)
         console = err_console()
         run = run_gwas(sites, covars=covars, options=opts, transport=transport,  # type: ignore[arg-type]
                        out=out, seed=seed, on_start=console.print)  # fmt: skip

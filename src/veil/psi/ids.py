@@ -183,7 +183,8 @@ def check_digests(
         dup_rows = np.flatnonzero(~keep)[:_MAX_EXAMPLES]
         raise DataError(
             f"{where}: {n_dup} duplicate id row(s), e.g. {show(dup_rows.tolist())} "
-            f"(rows {dup_rows.tolist()}); make ids unique or pass dedupe=True to keep the first"
+            f"(rows {dup_rows.tolist()}); make ids unique, or keep the first occurrence "
+            "(`veil psi --dedupe`, PsiOptions(dedupe=True))"
         )
     if n_dup == 0:
         return IdDigests(digests, np.arange(n, dtype=np.int64), n, 0)

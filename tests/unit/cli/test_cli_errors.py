@@ -106,6 +106,22 @@ def test_out_that_is_a_file_stops_before_any_work(tmp_path, monkeypatch):
     for args in (
         ["psi", "--input", "a=a.csv", "--input", "b=b.csv", "--key", "id", "--out", "taken"],
         ["demo", "fl", "--transport", "memory", "--out", "taken/sub"],
+        ["gwas", "--site", "h1=a", "--site", "h2=b", "--site", "h3=c", "--out", "taken"],
+        [
+            "forecast",
+            "--party",
+            "utility=u.csv",
+            "--party",
+            "weather=w.csv",
+            "--time",
+            "t",
+            "--target",
+            "utility:D",
+            "--test-from",
+            "2014-11-01",
+            "--out",
+            "taken",
+        ],
     ):
         r = CliRunner().invoke(app, args)
         assert r.exit_code == 2, r.output
