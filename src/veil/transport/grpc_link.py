@@ -217,8 +217,9 @@ class GrpcLink(Link):
     def wait_ready(self, timeout: float | None = None) -> None:
         """Block until the streams to and from every peer are open.
 
-        Call it right after construction. A peer that connected and has already finished (closed
-        its link cleanly) counts as ready; one that failed, died or cannot be reached does not.
+        Call it right after construction. A peer that connected and has since finished, failed
+        or died counts as ready (it started its job; exchanges with it then fail at once with
+        the recorded reason); one that never connected and is refused or unreachable does not.
         Calling it before the job starts is a start barrier: every stream is open when it
         returns, so a peer that dies afterwards is noticed at once (see the liveness section of
         ``docs/transport.md``).
@@ -237,7 +238,7 @@ class GrpcLink(Link):
         deadline = time.monotonic() + wait
         for p, ob in self._out.items():
             why = ob.wait_open(deadline)
-            if why is not None and not self._inbox.closed_cleanly(p):
+            if why is not None and not self._inbox.has_connected(p):
                 raise PeerError(p, why)
         problem = self._inbox.wait_connected(deadline)
         if problem is not None:

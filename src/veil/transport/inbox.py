@@ -187,21 +187,23 @@ class Inbox:
                     left = min(left, max(self.connect_deadline - now, 0.0) + 1e-3)
                 self._cond.wait(left)
 
-    def closed_cleanly(self, peer: str) -> bool:
-        """Whether ``peer`` connected, then ended its stream with GOODBYE (it finished)."""
+    def has_connected(self, peer: str) -> bool:
+        """Whether ``peer`` has reached us (it started; it may have finished or failed since)."""
         with self._cond:
-            return peer in self._connected and self._gone.get(peer) == CLOSED
+            return peer in self._connected
 
     def wait_connected(self, deadline: float) -> tuple[str, str] | None:
         """Block until every peer has connected; return ``(peer, why)`` of a failure, else ``None``.
 
-        A failure is a peer that is gone (other than one that connected and has already finished
-        cleanly), or one still missing when ``deadline`` passes.
+        A failure is a peer that is gone without ever having connected, or one still missing
+        when ``deadline`` passes. A peer that connected and has since finished or failed counts
+        as connected: it started its job, and this party starts its own (a later exchange with
+        that peer fails at once with the recorded reason, so nothing waits for it).
         """
         with self._cond:
             while True:
                 for p in self._peers:
-                    if p in self._gone and not (p in self._connected and self._gone[p] == CLOSED):
+                    if p in self._gone and p not in self._connected:
                         return p, self._gone[p]
                 missing = [p for p in self._peers if p not in self._connected]
                 if not missing:

@@ -219,3 +219,24 @@ def test_start_barrier_accepts_a_peer_that_already_finished(tmp_path: Path) -> N
     finally:
         for link in links.values():
             link.abort("test over")
+
+
+def test_start_barrier_accepts_a_peer_that_already_failed(tmp_path: Path) -> None:
+    """A peer that connected and then failed (e.g. its policy refused a reveal at once) started
+    its job: the barrier lets this party start its own, and the next exchange with the failed
+    peer raises at once with its reason instead of waiting."""
+    names = ["alice", "bob", "carol"]
+    tls3 = init_cluster(names, tmp_path / "c3")
+    addresses = {n: ("127.0.0.1", p) for n, p in zip(names, free_ports(3), strict=True)}
+    links = {n: GrpcLink(n, addresses, tls3[n], LIVE) for n in names}
+    try:
+        links["alice"].wait_ready(10.0)
+        links["alice"].abort("RevealDenied: refused by alice's policy")
+        links["carol"].wait_ready(10.0)
+        t = time.monotonic()
+        with pytest.raises(PeerError, match="alice"):
+            links["carol"].recv_bytes("alice", "k", timeout=20.0)
+        assert time.monotonic() - t < 5.0
+    finally:
+        for link in links.values():
+            link.abort("test over")
