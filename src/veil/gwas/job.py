@@ -35,7 +35,7 @@ import numpy as np
 from veil.core.wire import encode_value
 from veil.errors import ConfigError, ProtocolError
 from veil.gwas.codec import dp_from_json, result_from_plain, result_to_plain
-from veil.gwas.outputs import RunFacts, write_outputs
+from veil.gwas.outputs import RunInfo, write_outputs
 from veil.gwas.plinkio import VariantTable, parse_phenotype, read_covariates, read_fileset
 from veil.gwas.qc import QcOptions
 from veil.gwas.secure_sum import SecureSum, check_sites
@@ -267,7 +267,7 @@ def gwas_job(
     }
     if out:
         stats = ctx.stats()
-        info = RunFacts(
+        info = RunInfo(
             sites=names,
             n_aligned=summary["n_aligned"],
             absent=summary["absent"],
@@ -465,7 +465,7 @@ class GwasRun:
 
     result: GwasResult
     options: GwasJobOptions
-    facts: RunFacts
+    facts: RunInfo
     summaries: dict[str, dict[str, Any]]
     seconds: float
     report: dict[str, Any] | None = None
@@ -592,7 +592,7 @@ def run_gwas(
     result = result_from_plain(first["result"])
     stages = {k: float(v) for k, v in first["seconds"].items() if k != "total"}
     stages["job wall (start-up incl.)"] = wall
-    facts = RunFacts(
+    facts = RunInfo(
         sites=tuple(names),
         n_aligned=int(first["n_aligned"]),
         absent={k: int(v) for k, v in first["absent"].items()},
@@ -616,7 +616,6 @@ __all__ = [
     "AssocTopK",
     "GwasJobOptions",
     "GwasRun",
-    "RunFacts",
     "dp_from_json",
     "exchange_and_align",
     "gwas_job",

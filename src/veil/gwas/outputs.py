@@ -16,8 +16,28 @@ from veil.gwas.session import GwasOptions, GwasResult
 
 
 @dataclass(frozen=True)
-class RunFacts:
-    """What the report says about a run besides the result (mirrors ``report.RunInfo``)."""
+class RunInfo:
+    """What the run itself measured (not part of the statistics).
+
+    Attributes
+    ----------
+    sites:
+        Site names, in input order.
+    n_aligned:
+        Variants aligned across sites (before QC).
+    absent:
+        Per site, the number of aligned variants it lacks.
+    party_stats:
+        Per party: ``bytes_sent``, ``messages``, ``seconds``.
+    stage_seconds:
+        Wall seconds per stage (e.g. read, align, qc+test, report).
+    ledger:
+        The audit ledger entries (plain JSON dicts).
+    transport:
+        ``memory`` or ``grpc``.
+    mind_removed:
+        Subjects removed by ``--mind`` over all sites (None: not known / not asked).
+    """
 
     sites: tuple[str, ...]
     n_aligned: int
@@ -33,7 +53,7 @@ def write_outputs(
     out: Path,
     result: GwasResult,
     options: GwasOptions,
-    facts: RunFacts,
+    facts: RunInfo,
     *,
     baseline: tuple[str, GwasResult] | None = None,
     dp: Any = None,
@@ -45,7 +65,7 @@ def write_outputs(
     covariate", next to ``baseline``'s label): all files are produced in a staging folder next
     to ``out`` and moved in only when every one succeeded, so a failure leaves nothing
     half-written. Returns the report dict."""
-    from veil.gwas.report import RunInfo, write_report
+    from veil.gwas.report import write_report  # matplotlib: only where outputs are written
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -54,18 +74,8 @@ def write_outputs(
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         write_results(stage / "results.tsv", result, beta=options.beta)
-        info = RunInfo(
-            sites=tuple(facts.sites),
-            n_aligned=facts.n_aligned,
-            absent=dict(facts.absent),
-            party_stats={k: dict(v) for k, v in facts.party_stats.items()},
-            stage_seconds=dict(facts.stage_seconds),
-            ledger=list(facts.ledger),
-            transport=facts.transport,
-            mind_removed=facts.mind_removed,
-        )
         report: dict[str, Any] = write_report(
-            stage, result, options, info, baseline=baseline, dp=dp, top=top, label=label
+            stage, result, options, facts, baseline=baseline, dp=dp, top=top, label=label
         )
         out.mkdir(exist_ok=True)
         for f in sorted(stage.iterdir()):
@@ -75,4 +85,4 @@ def write_outputs(
     return report
 
 
-__all__ = ["RunFacts", "write_outputs"]
+__all__ = ["RunInfo", "write_outputs"]

@@ -22,7 +22,6 @@ import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import numpy.typing as npt
 
 from veil.apps.report import html_page, table_html
 from veil.gwas.dp_release import DpRelease
+from veil.gwas.outputs import RunInfo
 from veil.gwas.plots import GENOME_WIDE, SUGGESTIVE, QqSeries, manhattan_png, qq_png
 from veil.gwas.session import GwasOptions, GwasResult, Test
 from veil.runtime.node import write_atomic
@@ -49,40 +49,6 @@ _LAMBDA_STAT = {
     Test.LINEAR: "STAT^2 (t squared, as PLINK 1.9 --adjust)",
 }
 FILES = ("report.json", "report.html", "manhattan.png", "qq.png")
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """What the run itself measured (not part of the statistics).
-
-    Attributes
-    ----------
-    sites:
-        Site names, in input order.
-    n_aligned:
-        Variants aligned across sites (before QC).
-    absent:
-        Per site, the number of aligned variants it lacks.
-    party_stats:
-        Per party: ``bytes_sent``, ``messages``, ``seconds``.
-    stage_seconds:
-        Wall seconds per stage (e.g. read, align, qc+test, report).
-    ledger:
-        The audit ledger entries (plain JSON dicts).
-    transport:
-        ``memory`` or ``grpc``.
-    mind_removed:
-        Subjects removed by ``--mind`` over all sites (None: not known / not asked).
-    """
-
-    sites: tuple[str, ...]
-    n_aligned: int
-    absent: Mapping[str, int]
-    party_stats: Mapping[str, Mapping[str, float]]
-    stage_seconds: Mapping[str, float]
-    ledger: Sequence[Mapping[str, Any]]
-    transport: str
-    mind_removed: int | None = None
 
 
 def _num(x: Any) -> Any:

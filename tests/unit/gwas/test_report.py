@@ -13,7 +13,7 @@ from gwas_synth import make_synthetic
 
 from veil.gwas import report as report_mod
 from veil.gwas.dp_release import dp_release
-from veil.gwas.outputs import RunFacts, write_outputs
+from veil.gwas.outputs import write_outputs
 from veil.gwas.plots import QqSeries, chrom_rank, manhattan_png, qq_png
 from veil.gwas.qc import QcOptions
 from veil.gwas.report import FILES, RunInfo, write_report
@@ -232,7 +232,7 @@ def test_ledger_shows_the_epsilon_of_dp_entries(
 
 def test_the_caller_names_the_run(tmp_path: Path, assoc_run: tuple[GwasResult, RunInfo]) -> None:
     res, info = assoc_run
-    facts = RunFacts(
+    facts = RunInfo(
         sites=info.sites, n_aligned=info.n_aligned, absent=info.absent,
         party_stats=info.party_stats, stage_seconds=info.stage_seconds, ledger=info.ledger,
         transport=info.transport,
