@@ -2,6 +2,7 @@
 
 import os
 import signal
+import sys
 import time
 
 import numpy as np
@@ -49,3 +50,21 @@ def weights_job(ctx: veil.Context):
     alice, bob = ctx.parties("alice", "bob")
     w = alice(lambda: np.zeros(3))()
     return ctx.reveal(w, to=bob, tag="model.weights")
+
+
+def crashing_job(ctx: veil.Context):
+    """bob writes its last words to stderr, then its process exits at once, leaving no result
+    (as a segfault or an out-of-memory kill would)."""
+    parties = ctx.parties()
+    if ctx.party == "bob":
+        print("bob: scratch disk full, giving up", file=sys.stderr, flush=True)
+        os._exit(3)
+    return ctx.reveal(ctx.parties("bob")[0](lambda: 1)(), to=parties)
+
+
+def chatty_job(ctx: veil.Context):
+    """Prints progress on stdout and a warning on stderr, then succeeds."""
+    print(f"{ctx.party}: progress 1/1", flush=True)
+    print(f"{ctx.party}: a warning on stderr", file=sys.stderr, flush=True)
+    alice = ctx.parties()[0]
+    return ctx.reveal(alice(lambda: 7)())

@@ -1,13 +1,21 @@
 """The SPMD runtime over real processes talking gRPC with mutual TLS on 127.0.0.1."""
 
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from runtime_jobs import big_array_job, example_job, failing_job, killed_job
+from runtime_jobs import (
+    big_array_job,
+    chatty_job,
+    crashing_job,
+    example_job,
+    failing_job,
+    killed_job,
+)
 from typer.testing import CliRunner
 
 import veil
@@ -39,6 +47,51 @@ def test_failure_names_party_with_traceback_and_stops_others():
     assert ei.value.party == "carol"
     assert "ValueError: carol's input is broken" in ei.value.traceback_text
     assert "runtime_jobs.py" in ei.value.traceback_text
+
+
+def test_failure_is_printed_once_by_the_cli():
+    """Over grpc as over memory: the CLI reports the failure; the workers' own lines are kept in
+    their logs, not shown (the workers share the CLI's terminal: stdout and stderr here)."""
+    r = subprocess.run(
+        [Path(sys.executable).with_name("veil"), "run", f"{JOBS}:failing_job",
+         "--parties", "alice,bob,carol", "--transport", "grpc", "--timeout", "60"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "VEIL_DEBUG": ""},
+    )  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    terminal = r.stdout + r.stderr
+    assert terminal.count("ValueError: carol's input is broken") == 1, terminal
+    assert "party 'carol' failed" in terminal
+    assert "veil node" not in terminal
+
+
+def test_crashed_worker_shows_the_end_of_its_log(capfd):
+    with pytest.raises(PartyFailed) as ei:
+        veil.simulate(crashing_job, parties=PARTIES, transport="grpc", timeout=30)
+    assert ei.value.party == "bob"
+    assert ei.value.error_type == "ProcessDied"
+    text = ei.value.traceback_text
+    assert "exited with code 3 without a result" in text
+    assert "bob: scratch disk full, giving up" in text
+    assert "scratch disk full" not in capfd.readouterr().err  # reported once, in the error
+
+
+def test_worker_stdout_is_shown_and_stderr_kept_in_the_log(capfd, monkeypatch):
+    monkeypatch.delenv("VEIL_DEBUG", raising=False)
+    out = veil.simulate(chatty_job, parties=PARTIES, transport="grpc")
+    assert out == {"alice": 7, "bob": 7, "carol": 7}
+    seen = capfd.readouterr()
+    for p in PARTIES:
+        assert f"{p}: progress 1/1" in seen.out
+    assert "a warning on stderr" not in seen.err
+
+
+def test_veil_debug_streams_the_workers_stderr(capfd, monkeypatch):
+    monkeypatch.setenv("VEIL_DEBUG", "1")
+    with pytest.raises(PartyFailed):
+        veil.simulate(failing_job, parties=PARTIES, transport="grpc", timeout=60)
+    err = capfd.readouterr().err
+    assert "veil node carol: ValueError: carol's input is broken" in err
+    assert "Traceback" in err  # the node adds its traceback under VEIL_DEBUG
 
 
 def test_killed_peer_is_named_within_timeout(tmp_path):

@@ -8,11 +8,18 @@ gRPC with mutual TLS on 127.0.0.1. The job code is the same in both.
 If any party fails, the others are stopped promptly (the failing party's link tells its peers at
 once) and :class:`veil.errors.PartyFailed` is raised naming the party whose failure started it,
 with its traceback.
+
+Output of the grpc workers: their stdout goes to the terminal (a job's ``print`` shows, as with
+threads); their stderr (each node's own error line, warnings, logging, a crash's last words) goes
+to ``<party>.log`` in the run's temporary folder, so a failure is reported once, by the caller.
+A worker that dies without a result has the tail of its log in the error. ``VEIL_DEBUG=1``
+leaves the workers' stderr on the terminal, live.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -273,6 +280,7 @@ def _run_processes(run: _Run) -> SimulationResult:
                                recv_timeout=run.timeout, policy=run.policy)  # fmt: skip
         procs: dict[str, subprocess.Popen[bytes]] = {}
         env = _child_env()
+        debug = bool(os.environ.get("VEIL_DEBUG"))
         for n in run.names:
             pfile = folder / f"{n}.params"
             pfile.write_bytes(wire.encode_value(run.params[n]))
@@ -287,7 +295,7 @@ def _run_processes(run: _Run) -> SimulationResult:
             if run.privacy_budget is not None:
                 eps, delta = run.privacy_budget
                 cmd += ["--dp-epsilon", str(eps), "--dp-delta", str(delta)]
-            procs[n] = subprocess.Popen(cmd, env=env)
+            procs[n] = _start_worker(cmd, env, None if debug else _log_path(folder, n))
         first, stopped = _wait_all(procs, run.must, grace=15.0)
         outcomes: dict[str, PartyOutcome] = {}
         stats: dict[str, dict[str, Any]] = {}
@@ -309,7 +317,7 @@ def _run_processes(run: _Run) -> SimulationResult:
                     n,
                     False,
                     error_type="ProcessDied",
-                    error=f"process exited with code {p.returncode} without a result",
+                    error=_died_message(p.returncode, None if debug else _log_path(folder, n)),
                 )
     failed = _raise_on_failure(outcomes, run.must)
     return SimulationResult(
@@ -318,6 +326,51 @@ def _run_processes(run: _Run) -> SimulationResult:
         ledgers=ledgers,
         failed=failed,
     )
+
+
+def _log_path(folder: Path, party: str) -> Path:
+    return folder / f"{party}.log"
+
+
+def _start_worker(cmd: list[str], env: dict[str, str], log: Path | None) -> subprocess.Popen[bytes]:
+    """Start one party's process; its stderr goes to ``log`` (a file: never blocks the worker,
+    however much it writes), or to the terminal if ``log`` is None. Stdout is the terminal's."""
+    if log is None:
+        return subprocess.Popen(cmd, env=env)
+    with log.open("wb") as err:  # the child holds its own copy of the descriptor
+        return subprocess.Popen(cmd, env=env, stderr=err)
+
+
+def _died_message(returncode: int | None, log: Path | None) -> str:
+    """Why a worker left no result: its exit code or signal, and the tail of its stderr."""
+    if returncode is not None and returncode < 0:
+        try:
+            how = f"process killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            how = f"process killed by signal {-returncode}"
+    else:
+        how = f"process exited with code {returncode}"
+    text = f"{how} without a result"
+    if log is None:
+        return text + " (VEIL_DEBUG is set: its output is above)"
+    tail = _log_tail(log)
+    return f"{text}; the end of its output:\n{tail}" if tail else f"{text} (it printed nothing)"
+
+
+def _log_tail(path: Path, *, lines: int = 20, max_bytes: int = 8192) -> str:
+    """The last ``lines`` lines (at most ``max_bytes`` bytes) of a worker's log, "" if none."""
+    try:
+        with path.open("rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", errors="replace")
+    kept = text.splitlines()
+    if size > max_bytes and kept:
+        kept = kept[1:]  # the first line was cut by the byte limit
+    return "\n".join(kept[-lines:]).strip("\n")
 
 
 def _wait_all(
