@@ -200,4 +200,5 @@ def run(
         report["secureboost"] = {"params": sb_params, "n_trees": mine["secureboost"]["n_trees"]}
     risk_report.write(out, report, curves, y_test, scores)
     risk_report.print_summary(console, report)
+    console.print(f"report: {out / 'report.html'} (report.json beside it)")
     return report
