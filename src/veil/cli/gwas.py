@@ -74,6 +74,14 @@ def gwas(
         if unknown:
             raise ConfigError(f"--covar names site(s) {unknown} with no --site (sites: "
                               f"{list(sites)})")  # fmt: skip
+        lacking = [s for s in sites if s not in covars]
+        if covars and lacking:
+            named = ", ".join(f"site {s!r}" for s in lacking)
+            raise ConfigError(f"--covar gives no covariate file for {named}: every site needs "
+                              "one (with the same columns), or none does")  # fmt: skip
+        if covar_name and not covars:
+            raise ConfigError(f"--covar-name {covar_name} needs the sites' covariate files: "
+                              "add --covar NAME=FILE for every site")  # fmt: skip
         if transport not in ("memory", "grpc"):
             raise ConfigError(f"--transport must be memory or grpc, got {transport!r}")
         opts = GwasJobOptions.from_params(
