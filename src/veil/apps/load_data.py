@@ -93,6 +93,10 @@ def _parse_times(raw: Any, party: str, path: str) -> Any:
     import pandas as pd
 
     text = raw.astype(str).str.strip()
+    # only date-like text is read: dateutil would otherwise turn labels such as "t2" or row
+    # numbers into dates (year 2002, 1970 + n ns); those are reported as unparsable instead
+    date_like = text.str.contains(r"\d{1,4}[-/.]\d{1,2}|^\d{8}(?:\D|$)|[A-Za-z]{3,}", regex=True)
+    text = text.where(date_like, "")
     readings = []
     # year-first (ISO-like) times are read year-month-day; pandas would read them
     # year-day-month when asked for day-first

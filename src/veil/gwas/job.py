@@ -220,6 +220,11 @@ def gwas_job(
     # fail here, naming this site's .fam, before the other sites wait on it
     parse_phenotype(fileset.samples, me, Path(f"{prefix}.fam"))
     covs: SiteCovariates | None = None
+    if opts.covar_names and not covar:
+        raise ConfigError(
+            f"site {me!r}: covariates {list(opts.covar_names)} were asked (covar_names) but this "
+            "site has no covariate file; pass one (--covar / the job's covar parameter)"
+        )
     if covar:
         values, cov_names = read_covariates(covar, me, fileset.samples, opts.covar_names)
         covs = SiteCovariates(values, tuple(cov_names))
@@ -340,10 +345,14 @@ def exchange_and_align(
     first = sites[0]
     for s in sites[1:]:
         if cov_names[s] != cov_names[first]:
+
+            def has(site: str) -> str:
+                got = cov_names[site]
+                return "no covariate file" if got is None else f"covariates {got}"
+
             raise ConfigError(
-                f"site {s!r} has covariates {cov_names[s]} but site {first!r} has "
-                f"{cov_names[first]}: every site needs a covariate file with the same columns "
-                "(or select them with --covar-name)"
+                f"site {s!r} has {has(s)} but site {first!r} has {has(first)}: every site needs "
+                "a covariate file with the same columns (or select them with --covar-name)"
             )
     return match_variants([(s, tables[s]) for s in sites], opts.absent)
 

@@ -82,7 +82,9 @@ def result_columns(result: GwasResult, beta: bool = False) -> tuple[list[str], l
 def write_results(
     path: str | Path, result: GwasResult, beta: bool = False, digits: int = 6
 ) -> None:
-    """Write ``results.tsv`` (atomically); floats with ``digits`` significant digits."""
+    """Write ``results.tsv`` (atomically; its folder is created); floats with ``digits``
+    significant digits."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     header, columns = result_columns(result, beta)
     write_table(path, header, columns, digits=digits)
 

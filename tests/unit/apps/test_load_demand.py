@@ -88,6 +88,20 @@ def test_unreadable_time_column_names_party_and_file(tmp_path):
         read_series(tmp_path / "a.csv", "weather", "t")
 
 
+@pytest.mark.parametrize("labels", [["t1", "t2", "t100"], [1, 2, 3]])
+def test_labels_and_row_numbers_are_not_read_as_dates(tmp_path, labels):
+    # dateutil would read "t2" as a day of 2002 and 3 as 1970 + 3 ns
+    pd.DataFrame({"t": labels, "x": [1, 2, 3]}).to_csv(tmp_path / "a.csv", index=False)
+    with pytest.raises(DataError, match=r"'weather'.*a\.csv.*unreadable"):
+        read_series(tmp_path / "a.csv", "weather", "t")
+
+
+def test_compact_and_month_name_dates_are_read(tmp_path):
+    for texts in (["20140101", "20140102"], ["Jan 3 2014 10:00", "Feb 4 2014 11:00"]):
+        pd.DataFrame({"t": texts, "x": [1, 2]}).to_csv(tmp_path / "a.csv", index=False)
+        assert read_series(tmp_path / "a.csv", "weather", "t").quality.kept == 2
+
+
 # ------------------------------------------------------------------ the job
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):

@@ -70,3 +70,27 @@ def test_covariate_files_for_every_site_still_run(
     code, text = invoke(study, out, *extra)
     assert code == 0, text
     assert (out / "results.tsv").read_text().startswith("CHR\tSNP\tBP\tA1\tTEST\tNMISS\tOR")
+
+
+def test_job_refuses_covar_names_without_a_covariate_file(
+    study: dict[str, tuple[Path, Path]],
+) -> None:
+    """The same check inside the job (what each `veil node` runs), naming the site."""
+    from veil.errors import PartyFailed
+    from veil.gwas.job import GwasJobOptions, run_gwas
+    from veil.gwas.session import GwasOptions, Test
+
+    opts = GwasJobOptions(gwas=GwasOptions(test=Test.LOGISTIC), covar_names=("C1",))
+    with pytest.raises(PartyFailed, match="has no covariate file"):
+        run_gwas({s: p for s, (p, _) in study.items()}, options=opts)
+
+
+def test_write_results_creates_its_folder(tmp_path: Path) -> None:
+    from veil.gwas.results import write_results
+    from veil.gwas.session import GwasOptions, prepare_local, run_local
+
+    syn = make_synthetic(seed=53, n_variants=20)
+    sites, alignment = prepare_local(syn.sites)
+    res = run_local(sites, alignment.variants, GwasOptions())
+    write_results(tmp_path / "new" / "results.tsv", res)
+    assert (tmp_path / "new" / "results.tsv").read_text().startswith("CHR")
