@@ -20,7 +20,14 @@ from veil.he.keys import PrivateKey, PublicKey, Scheme
 from veil.he.packing import SlotLayout
 from veil.he.parallel import Workers
 from veil.he.serialize import dumps, loads
-from veil.he.vector import CiphertextArray, bucket_sum, decrypt, decrypt_ints, encrypt
+from veil.he.vector import (
+    CiphertextArray,
+    bucket_sum,
+    bucket_sum_groups,
+    decrypt,
+    decrypt_ints,
+    encrypt,
+)
 
 
 def keygen(
@@ -53,6 +60,7 @@ __all__ = [
     "SlotLayout",
     "Workers",
     "bucket_sum",
+    "bucket_sum_groups",
     "decode_public_key",
     "decrypt",
     "decrypt_ints",

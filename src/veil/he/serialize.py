@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import struct
 
-import numpy as np
-
 from veil.errors import ConfigError, ProtocolError
 from veil.he.codec import ints_from_bytes, validate_ciphertexts
 from veil.he.keys import PublicKey
 from veil.he.packing import SlotLayout
-from veil.he.vector import CiphertextArray
+from veil.he.vector import CiphertextArray, objects
 
 MAGIC = b"VLHE"
 VERSION = 1
@@ -134,6 +132,6 @@ def loads(
         raise ProtocolError(f"bad packing layout from {sender}: {exc}") from None
     cts = ints_from_bytes(b[end_meta:], width, count)
     validate_ciphertexts(pk, cts, what=f"ciphertext from {sender}")
-    data = np.empty(count, dtype=object)
-    data[:] = cts
-    return CiphertextArray(pk, data.reshape(shape), layout=layout, bound=bound, frac_bits=frac)
+    return CiphertextArray(
+        pk, objects(cts).reshape(shape), layout=layout, bound=bound, frac_bits=frac
+    )

@@ -25,6 +25,7 @@ bound (and the slot guard bits) and raises instead of returning a wrong number.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import gmpy2
@@ -123,8 +124,8 @@ class CiphertextArray:
         """``np.ndarray`` of dtype object holding the ciphertext integers (``mpz``)."""
         if self._data is None:
             assert self._payload is not None
-            arr = np.empty(len(self._payload) // self.pk.ct_bytes, dtype=object)
-            arr[:] = ints_from_bytes(self._payload, self.pk.ct_bytes, arr.size)
+            count = len(self._payload) // self.pk.ct_bytes
+            arr = objects(ints_from_bytes(self._payload, self.pk.ct_bytes, count))
             self._data, self._payload = arr.reshape(self._shape), None
         return self._data
 
@@ -278,8 +279,7 @@ class CiphertextArray:
                 [ints_to_bytes(flat_a[i:j], pk.ct_bytes) for i, j in spans],
                 [flat_b[i:j] for i, j in spans],
             )
-            out = np.empty(a.size, dtype=object)
-            out[:] = ints_from_bytes(b"".join(parts), pk.ct_bytes, a.size)
+            out = objects(ints_from_bytes(b"".join(parts), pk.ct_bytes, a.size))
             return self._like(out.reshape(a.shape), bound, self.frac_bits + frac_bits)
         enc = encryptor(self.pk)
         return self._like(_map2(enc.mul_plain, a, b), bound, self.frac_bits + frac_bits)
@@ -324,17 +324,20 @@ def _same_space(a: CiphertextArray, b: CiphertextArray) -> None:
         )
 
 
+def objects(values: Sequence[Any]) -> np.ndarray:
+    """A 1-d object array of ``values`` (``np.fromiter``: assigning a list of ``mpz`` into an
+    object array probes every element for the sequence protocol, ~1 us each)."""
+    return np.fromiter(values, dtype=object, count=len(values))
+
+
 def _map1(fn: Any, a: np.ndarray) -> np.ndarray:
-    out = np.empty(a.shape, dtype=object)
-    out.reshape(-1)[:] = [fn(x) for x in a.reshape(-1).tolist()]
-    return out
+    return objects([fn(x) for x in a.reshape(-1).tolist()]).reshape(a.shape)
 
 
 def _map2(fn: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    out = np.empty(a.shape, dtype=object)
     flat_b = b.reshape(-1).tolist()
-    out.reshape(-1)[:] = [fn(x, y) for x, y in zip(a.reshape(-1).tolist(), flat_b, strict=True)]
-    return out
+    out = [fn(x, y) for x, y in zip(a.reshape(-1).tolist(), flat_b, strict=True)]
+    return objects(out).reshape(a.shape)
 
 
 def _prod(values: list[Any], m: Any) -> Any:
@@ -530,7 +533,89 @@ def bucket_sum(
     features = idx2.shape[1]
     count = features * n_bins * trailing
     sums = combine_partials(parts, pk.ct_bytes, count, pk.ct_modulus)
-    data = np.empty(count, dtype=object)
-    data[:] = sums
+    data = objects(sums)
     shape = (n_bins, *ct.shape[1:]) if one_d else (features, n_bins, *ct.shape[1:])
     return ct._like(data.reshape(shape), bound)
+
+
+#: A grouped bucket-sum task gets at least this many rows times ``n_bins**2`` when it can (so
+#: :func:`~veil.he.parallel.bucket_chunk` takes its two-features-at-once path, which pays
+#: from about ``4 * n_bins**2`` rows: ``rows`` multiplications saved per feature pair against
+#: ``2 * n_bins**2`` to marginalize).
+PAIR_ROWS_PER_CELL = 4
+
+
+def bucket_sum_groups(
+    ct: CiphertextArray,
+    bin_index: Any,
+    group: Any,
+    n_groups: int,
+    n_bins: int,
+    *,
+    workers: Workers | None = None,
+    rerandomize: bool = True,
+) -> CiphertextArray:
+    """Bucket sums of several row groups at once:
+    ``out[f, j, b] = sum of ct[i] with group[i] == j and bin_index[i, f] == b``.
+
+    The same sums as one :func:`bucket_sum` per group (rows with ``group < 0`` are skipped),
+    in one pool call: every group is cut into row ranges of about ``rows / (2 * processes)``
+    rows but at least ``PAIR_ROWS_PER_CELL * n_bins**2`` (small groups stay whole, so they keep
+    the two-features path and the workers share the groups instead of splitting each), largest
+    tasks first. With ``rerandomize`` every group's sums are multiplied by fresh encryptions
+    of zero (as :func:`bucket_sum`).
+
+    Returns
+    -------
+    CiphertextArray
+        Shape ``(features, n_groups, n_bins, *trailing)``; bound: the input bound times the
+        largest group's row count (public: the groups' sizes are known to both sides).
+    """
+    idx = np.asarray(bin_index)
+    grp = np.asarray(group)
+    if idx.dtype.kind not in "iu" or grp.dtype.kind not in "iu":
+        raise DataError(f"bin_index and group must be integers, got {idx.dtype}, {grp.dtype}")
+    rows = ct.shape[0] if ct.data.ndim else 0
+    if idx.ndim != 2 or idx.shape[0] != rows or grp.shape != (rows,):
+        raise DataError(
+            f"bin_index {idx.shape} and group {grp.shape} do not match {rows} ciphertext rows"
+        )
+    if n_bins < 1 or (idx.size and (int(idx.min()) < 0 or int(idx.max()) >= n_bins)):
+        raise DataError(f"bin_index values must lie in [0, {n_bins})")
+    if n_groups < 1 or (grp.size and int(grp.max()) >= n_groups):
+        raise DataError(f"group values must lie in [-1, {n_groups})")
+    grp = grp.astype(np.int64)
+    sizes = np.bincount(grp[grp >= 0], minlength=n_groups)
+    bound = ct._grown(ct.bound * max(int(sizes.max()), 1), "bucket sum")
+    pk = ct.pk
+    w = workers or Workers(1)
+    order = np.argsort(grp, kind="stable")
+    starts = np.searchsorted(grp[order], np.arange(n_groups))
+    target = max(-(-int(sizes.sum()) // (2 * w.processes)), PAIR_ROWS_PER_CELL * n_bins**2)
+    tasks: list[tuple[int, np.ndarray, bool]] = []  # (group, rows, first of its group)
+    for j in range(n_groups):
+        mine = order[starts[j] : starts[j] + sizes[j]]
+        parts = max(1, round(len(mine) / target)) if w.parallel else 1
+        for i, piece in enumerate(np.array_split(mine, parts)):
+            tasks.append((j, piece, rerandomize and i == 0))
+    tasks.sort(key=lambda task: -len(task[1]))
+    trailing = int(np.prod(ct.shape[1:], dtype=np.int64)) if ct.data.ndim > 1 else 1
+    flat = ct.data.reshape(rows, trailing)
+    blob = encode_public_key(pk)
+    parts_out = w.map(
+        bucket_chunk,
+        [blob] * len(tasks),
+        [ints_to_bytes(flat[r].reshape(-1).tolist(), pk.ct_bytes) for _, r, _ in tasks],
+        [trailing] * len(tasks),
+        [np.ascontiguousarray(idx[r], dtype=np.int64) for _, r, _ in tasks],
+        [n_bins] * len(tasks),
+        [noise for _, _, noise in tasks],
+    )
+    features = idx.shape[1]
+    count = features * n_bins * trailing
+    by_group: list[list[bytes]] = [[] for _ in range(n_groups)]
+    for (j, _, _), part in zip(tasks, parts_out, strict=True):
+        by_group[j].append(part)
+    sums = [objects(combine_partials(p, pk.ct_bytes, count, pk.ct_modulus)) for p in by_group]
+    data = np.stack([s.reshape(features, n_bins, *ct.shape[1:]) for s in sums], axis=1)
+    return ct._like(data, bound)

@@ -12,8 +12,9 @@ Per tree (Cheng et al., *SecureBoost*, 2019, with xgboost's ``hist`` rules):
 2. Level by level, it asks each feature holder for the node histograms it needs: for a pair of
    sibling nodes only the smaller child (the other is the parent minus it, in plaintext after
    decryption). The request lists, for each sampled row, which requested node it belongs to.
-3. The feature holder sums the ciphertexts per (node, feature, bin) (:func:`veil.he.bucket_sum`,
-   re-randomized), turns them into cumulative left sums of every split candidate
+3. The feature holder sums the ciphertexts per (node, feature, bin)
+   (:func:`veil.he.bucket_sum_groups`, all nodes of a level in one pool call, re-randomized),
+   turns them into cumulative left sums of every split candidate
    (homomorphic additions), shuffles the candidates with a secret per-tree permutation and
    sends them back.
 4. The label holder decrypts the candidate sums, computes the gains of its own candidates in
@@ -124,6 +125,15 @@ def _recv(link: Link, frm: str, key: str) -> Any:
     return wire.decode_value(link.recv_bytes(frm, key))
 
 
+def _narrow(a: Array, hi: int) -> Array:
+    """``a`` (integers in ``[-1, hi]``) in the narrowest signed dtype that holds them: row ids
+    and node slots travel in 1-4 bytes instead of 8 (the receiver widens them again)."""
+    for dt in (np.int8, np.int16, np.int32):
+        if hi <= np.iinfo(dt).max:
+            return np.asarray(a).astype(dt, copy=False)
+    return np.asarray(a, dtype=np.int64)
+
+
 def _colsample(n_features: int, rate: float, rng: np.random.Generator) -> Array:
     if n_features == 0:
         return np.zeros(0, dtype=np.int64)
@@ -219,7 +229,8 @@ class _LabelHolder:
                             value_bound=bound, workers=self.workers)  # fmt: skip
             blob = he.dumps(ct)
             for fh in self.active:
-                _send(self.link, fh, f"{self.key}.cmd", {"op": "grad", "rows": sample, "n": self.n})
+                grad = {"op": "grad", "rows": _narrow(sample, self.n), "n": self.n}
+                _send(self.link, fh, f"{self.key}.cmd", grad)
                 self.link.send_bytes(fh, f"{self.key}.ct", blob)
         self._tick("encrypt", t0)
         self.feats = _colsample(len(self.nb), p.colsample_bytree, rng)
@@ -310,14 +321,15 @@ class _LabelHolder:
             else:
                 compute.append(nid)
                 seen.add(nid)
+        if self.active:  # ask first: own histograms are computed while the others work
+            slot = np.full(len(self.gq), -1, dtype=np.int32)
+            for j, nid in enumerate(compute):
+                slot[nodes[nid].srows] = j
+            self.send_all({"op": "hist", "slot": _narrow(slot, len(compute)), "k": len(compute)})
         for nid in open_ids:
             nodes[nid].cands[self.me] = self._own_cands(nodes[nid].srows)
         if not self.active:
             return
-        slot = np.full(len(self.gq), -1, dtype=np.int32)
-        for j, nid in enumerate(compute):
-            slot[nodes[nid].srows] = j
-        self.send_all({"op": "hist", "slot": slot, "k": len(compute)})
         for fh in self.active:
             t0 = time.perf_counter()
             ct = he.loads(self.link.recv_bytes(fh, f"{self.key}.hist"), self.pk, sender=fh)
@@ -378,7 +390,7 @@ class _LabelHolder:
                 self.splits_nodes[nid] = sid
                 out[nid] = (self.bins[rows, f] <= k, self.me, sid)
             else:
-                asks[party].append({"node": nid, "cand": c, "rows": rows})
+                asks[party].append({"node": nid, "cand": c, "rows": _narrow(rows, self.n)})
         for fh in self.fhs:
             if asks[fh]:
                 _send(self.link, fh, f"{self.key}.cmd", {"op": "split", "items": asks[fh]})
@@ -420,10 +432,12 @@ def train_label_holder(
         lh = _LabelHolder(None, link.party, prefix, [], X, target.y, p, None, None)
         return _boost(lh, target, eval_set)
     keys = he.keygen(p.scheme, p.key_bits, insecure=p.insecure)
+    # The public key first: the feature holders build their worker pools (fixed-base tables)
+    # while this party builds its own.
+    for fh in fhs:
+        link.send_bytes(fh, f"{prefix}.pk", he.encode_public_key(keys[0]))
     with he.Workers(p.workers, keys=(keys[0],), owner_keys=(keys[1],)) as workers:
         lh = _LabelHolder(link, link.party, prefix, fhs, X, target.y, p, keys, workers)
-        for fh in lh.fhs:
-            link.send_bytes(fh, f"{prefix}.pk", he.encode_public_key(lh.pk))
         return _boost(lh, target, eval_set)
 
 
@@ -555,6 +569,8 @@ def train_feature_holder(
                     sid = splits.add_split(f, k)
                     node_split[int(ask["node"])] = sid
                     rows = np.asarray(ask["rows"], dtype=np.int64)
+                    if len(rows) and (rows.min() < 0 or rows.max() >= len(bins)):
+                        raise ProtocolError(f"{lh!r} sent node rows outside [0, {len(bins)})")
                     reply.append((sid, np.packbits(bins[rows, f] <= k)))
                 _send(link, lh, f"{prefix}.splitted", reply)
             elif op == "tree":
@@ -598,14 +614,10 @@ def _send_hist(link: Link, prefix: str, lh: str, ct: he.CiphertextArray, bins: A
         link.send_bytes(lh, f"{prefix}.hist", he.dumps(out))
         return
     width = int(nb[feats].max())
-    # One bucket sum per node (width buckets): large nodes then take veil.he's two-features-
-    # at-once path, about half the multiplications of one call over k * width buckets.
-    parts = []
-    for j in range(k):
-        rows = np.flatnonzero(slot == j)
-        parts.append(he.bucket_sum(ct[rows], bins[rows][:, feats], width, workers=workers))
-    data = np.stack([h.data for h in parts], axis=1)  # (F, k, width)
-    hist = he.CiphertextArray(ct.pk, data, layout=ct.layout, bound=max(h.bound for h in parts))
+    # Width buckets per node, all nodes in one pool call: a node's rows stay together (or in
+    # large pieces), so nodes keep veil.he's two-features-at-once path (about half the
+    # multiplications of one sum over k * width buckets) and the workers share the nodes.
+    hist = he.bucket_sum_groups(ct, bins[:, feats], slot, k, width, workers=workers)
     cols = [hist[:, :, 0]]
     for b in range(1, width - 1):
         cols.append(cols[-1] + hist[:, :, b])
