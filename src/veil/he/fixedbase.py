@@ -39,6 +39,20 @@ MAX_WINDOW_BITS = 16
 BATCH = 1024
 
 
+def _table_args(
+    base: int, modulus: int, max_bits: int, window_bits: int, min_window: int, kind: str
+) -> tuple[Any, Any]:
+    """Check a table's parameters; return ``(modulus, base mod modulus)`` as ``mpz``."""
+    if max_bits < 1:
+        raise ProtocolError(f"fixed-base table needs max_bits >= 1, got {max_bits}")
+    if not min_window <= window_bits <= MAX_WINDOW_BITS:
+        raise ProtocolError(f"{kind}window_bits must be in [{min_window}, {MAX_WINDOW_BITS}]")
+    m = gmpy2.mpz(modulus)
+    if m <= 1:
+        raise ProtocolError("fixed-base table modulus must be > 1")
+    return m, gmpy2.mpz(base) % m
+
+
 class FixedBaseTable:
     """Powers of one public base modulo ``modulus`` for exponents below ``2**max_bits``.
 
@@ -62,15 +76,7 @@ class FixedBaseTable:
     def __init__(
         self, base: int, modulus: int, max_bits: int, window_bits: int = DEFAULT_WINDOW_BITS
     ) -> None:
-        if max_bits < 1:
-            raise ProtocolError(f"fixed-base table needs max_bits >= 1, got {max_bits}")
-        if not 1 <= window_bits <= MAX_WINDOW_BITS:
-            raise ProtocolError(f"window_bits must be in [1, {MAX_WINDOW_BITS}]")
-        m = gmpy2.mpz(modulus)
-        if m <= 1:
-            raise ProtocolError("fixed-base table modulus must be > 1")
-        self.modulus: Any = m
-        self.base: Any = gmpy2.mpz(base) % m
+        self.modulus, self.base = _table_args(base, modulus, max_bits, window_bits, 1, "")
         self.max_bits = int(max_bits)
         self.window_bits = int(window_bits)
         self._rows: list[list[Any]] = []
@@ -181,15 +187,8 @@ class SignedFixedBaseTable:
     def __init__(
         self, base: int, modulus: int, max_bits: int, window_bits: int = DEFAULT_WINDOW_BITS
     ) -> None:
-        if max_bits < 1:
-            raise ProtocolError(f"fixed-base table needs max_bits >= 1, got {max_bits}")
-        if not 2 <= window_bits <= MAX_WINDOW_BITS:
-            raise ProtocolError(f"signed window_bits must be in [2, {MAX_WINDOW_BITS}]")
-        m = gmpy2.mpz(modulus)
-        if m <= 1:
-            raise ProtocolError("fixed-base table modulus must be > 1")
+        m, self.base = _table_args(base, modulus, max_bits, window_bits, 2, "signed ")
         self.modulus: Any = m
-        self.base: Any = gmpy2.mpz(base) % m
         if gmpy2.gcd(self.base, m) != 1:
             raise ProtocolError("a signed fixed-base table needs a base invertible mod modulus")
         self._inv: Any = gmpy2.invert(self.base, m)
