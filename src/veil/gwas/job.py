@@ -8,10 +8,10 @@ institution through ``veil node veil.gwas.job:gwas_job --config cluster.toml --p
 1. reads **only its own** fileset (and covariate file); bad input raises a
    :class:`~veil.errors.DataError` naming the site and file;
 2. reveals its variant list (``.bim``: id, chromosome, cM, position, alleles) and its covariate
-   names to the other sites (``ctx.reveal``, tag ``gwas.variants``; first a SHA-256 digest of
-   them, and the lists only when the digests differ) — genotypes, phenotypes and subjects
-   never — and aligns the variants (:func:`veil.gwas.variants.match_variants`, the same
-   result at every site);
+   names to the other sites (:mod:`veil.gwas.exchange`; ``ctx.reveal``, tag ``gwas.variants``;
+   first a SHA-256 digest of them, and the lists only when the digests differ) — genotypes,
+   phenotypes and subjects never — and aligns the variants
+   (:func:`veil.gwas.variants.match_variants`, the same result at every site);
 3. runs :func:`veil.gwas.session.run_site` over :class:`veil.gwas.secure_sum.SecureSum`: only
    sums over all sites are revealed, each through ``ctx.reveal`` (tags ``gwas.*``);
 4. optionally (``out``) writes ``results.tsv`` and the report itself (deployment), else returns
@@ -23,7 +23,6 @@ What every site learns: the other sites' variant lists and covariate names, the 
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,16 +31,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from veil.core.wire import encode_value
 from veil.errors import ConfigError, ProtocolError
 from veil.gwas.codec import dp_from_json, result_from_plain, result_to_plain
+from veil.gwas.exchange import exchange_and_align
 from veil.gwas.outputs import RunInfo, write_outputs
-from veil.gwas.plinkio import VariantTable, parse_phenotype, read_covariates, read_fileset
+from veil.gwas.plinkio import parse_phenotype, read_covariates, read_fileset
 from veil.gwas.qc import QcOptions
 from veil.gwas.secure_sum import SecureSum, check_sites
 from veil.gwas.session import GwasOptions, GwasResult, Test, run_site
 from veil.gwas.site import SiteAnalysis, SiteCovariates
-from veil.gwas.variants import AbsentPolicy, Alignment, match_variants
+from veil.gwas.variants import AbsentPolicy
 from veil.runtime.context import Context
 from veil.runtime.ledger import merge_ledgers
 from veil.runtime.party import PartyObject
@@ -230,7 +229,7 @@ def gwas_job(
         covs = SiteCovariates(values, tuple(cov_names))
     seconds["read"] = time.perf_counter() - t
     t = time.perf_counter()
-    alignment = exchange_and_align(ctx, names, fileset.variants, covs, opts)
+    alignment = exchange_and_align(ctx, names, fileset.variants, covs, opts.absent)
     site = SiteAnalysis(
         fileset,
         alignment.site(me),
@@ -300,109 +299,6 @@ def _party_stats(stats: Mapping[str, Any], seconds: float) -> dict[str, float]:
         "messages": float(stats.get("messages_sent", 0)),
         "seconds": float(seconds),
     }
-
-
-def exchange_and_align(
-    ctx: Context,
-    sites: Sequence[str],
-    variants: VariantTable,
-    covs: SiteCovariates | None,
-    opts: GwasJobOptions,
-) -> Alignment:
-    """Reveal this site's variant list and covariate names to every site, receive theirs, and
-    align (identically everywhere). Raises ConfigError if the sites' covariates differ.
-
-    The sites first reveal a SHA-256 digest of their payload (:func:`variant_payload`): when
-    all digests are equal — every site has the same ``.bim`` and covariate names, the common
-    case of one genotyping array or imputation panel — the lists themselves are not sent (each
-    site already holds them); otherwise every site reveals its full payload."""
-    me = ctx.party
-    payload = variant_payload(variants, covs)
-    digest = payload_digest(payload)
-    digests: dict[str, bytes] = {}
-    for s in sites:
-        mine = {"sha256": digest, "n": len(variants)} if s == me else None
-        got = ctx.reveal(PartyObject(ctx, s, mine), to=ctx.parties(*sites), tag="gwas.variants")
-        if not (
-            isinstance(got, dict)
-            and set(got) == {"sha256", "n"}
-            and isinstance(got["sha256"], bytes)
-            and len(got["sha256"]) == 32
-        ):
-            raise ProtocolError(f"site {s!r} sent a malformed variant-list digest")
-        digests[s] = got["sha256"]
-    tables: dict[str, VariantTable] = {}
-    cov_names: dict[str, list[str] | None] = {}
-    if all(d == digest for d in digests.values()):
-        own = list(covs.names) if covs is not None else None
-        for s in sites:
-            tables[s], cov_names[s] = variants, own
-    else:
-        for s in sites:
-            mine = payload if s == me else None
-            got = ctx.reveal(PartyObject(ctx, s, mine), to=ctx.parties(*sites), tag="gwas.variants")
-            tables[s], cov_names[s] = parse_variant_payload(got, s)
-    first = sites[0]
-    for s in sites[1:]:
-        if cov_names[s] != cov_names[first]:
-
-            def has(site: str) -> str:
-                got = cov_names[site]
-                return "no covariate file" if got is None else f"covariates {got}"
-
-            raise ConfigError(
-                f"site {s!r} has {has(s)} but site {first!r} has {has(first)}: every site needs "
-                "a covariate file with the same columns (or select them with --covar-name)"
-            )
-    return match_variants([(s, tables[s]) for s in sites], opts.absent)
-
-
-def variant_payload(variants: VariantTable, covs: SiteCovariates | None) -> dict[str, Any]:
-    """What a site reveals about its data before the sums: its ``.bim`` and covariate names."""
-    return {
-        "chrom": "\n".join(variants.chrom.tolist()),
-        "snp": "\n".join(variants.snp.tolist()),
-        "a1": "\n".join(variants.a1.tolist()),
-        "a2": "\n".join(variants.a2.tolist()),
-        "cm": np.ascontiguousarray(variants.cm, dtype=np.float64),
-        "bp": np.ascontiguousarray(variants.bp, dtype=np.int64),
-        "covariates": list(covs.names) if covs is not None else None,
-    }
-
-
-def payload_digest(payload: Mapping[str, Any]) -> bytes:
-    """SHA-256 of a :func:`variant_payload` (its canonical wire encoding, domain-separated)."""
-    return hashlib.sha256(encode_value(["veil-gwas/v1/variants", dict(payload)])).digest()
-
-
-def parse_variant_payload(obj: Any, site: str) -> tuple[VariantTable, list[str] | None]:
-    """Validate a site's revealed variant list; ProtocolError naming the site if malformed."""
-    keys = {"chrom", "snp", "a1", "a2", "cm", "bp", "covariates"}
-    if not isinstance(obj, dict) or set(obj) != keys:
-        raise ProtocolError(f"site {site!r} sent a malformed variant list")
-    cm, bp = obj["cm"], obj["bp"]
-    if not (isinstance(cm, np.ndarray) and cm.dtype == np.float64 and cm.ndim == 1):
-        raise ProtocolError(f"site {site!r} sent variant positions (cM) that are not float64")
-    if not (isinstance(bp, np.ndarray) and bp.dtype == np.int64 and bp.shape == cm.shape):
-        raise ProtocolError(f"site {site!r} sent base-pair positions that do not match")
-    cols: dict[str, np.ndarray] = {}
-    for k in ("chrom", "snp", "a1", "a2"):
-        text = obj[k]
-        if not isinstance(text, str):
-            raise ProtocolError(f"site {site!r} sent a malformed {k} column")
-        parts = text.split("\n") if bp.size else []
-        if len(parts) != bp.size:
-            raise ProtocolError(
-                f"site {site!r} sent {len(parts)} {k} entries for {bp.size} variants"
-            )
-        cols[k] = np.array(parts, dtype=np.str_)
-    names = obj["covariates"]
-    if names is not None and not (
-        isinstance(names, list) and all(isinstance(n, str) for n in names)
-    ):
-        raise ProtocolError(f"site {site!r} sent malformed covariate names")
-    table = VariantTable(cols["chrom"], cols["snp"], cm, bp, cols["a1"], cols["a2"])
-    return table, names
 
 
 @dataclass(frozen=True)
@@ -626,13 +522,9 @@ __all__ = [
     "GwasJobOptions",
     "GwasRun",
     "dp_from_json",
-    "exchange_and_align",
     "gwas_job",
-    "parse_variant_payload",
-    "payload_digest",
     "result_from_plain",
     "result_to_plain",
     "run_gwas",
-    "variant_payload",
     "write_outputs",
 ]
