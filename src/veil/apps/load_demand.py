@@ -237,11 +237,7 @@ class TreeSettings:
 
     def params(self) -> dict[str, Any]:
         """:class:`~veil.ml.secureboost.BoostParams` keyword arguments (squared error)."""
-        return {"objective": "reg:squarederror", "n_estimators": self.n_estimators,
-                "max_depth": self.max_depth, "learning_rate": self.learning_rate,
-                "max_bin": self.max_bin, "reg_lambda": self.reg_lambda,
-                "key_bits": self.key_bits, "insecure": self.insecure,
-                "workers": self.workers}  # fmt: skip
+        return {"objective": "reg:squarederror", **dataclasses.asdict(self)}
 
 
 def _device(ctx: Context, protocol: str, utility: str, weather: str, third: str) -> Any:
