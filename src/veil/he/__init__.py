@@ -4,8 +4,9 @@
 * :mod:`~veil.he.ou` — Okamoto–Uchiyama (``n = p^2 q``) with the same structure.
 * :mod:`~veil.he.encoding` — signed fixed point; :mod:`~veil.he.packing` — several values per
   ciphertext with headroom and overflow detection.
-* :mod:`~veil.he.vector` — numpy-in / :class:`CiphertextArray`-out API, bucket sums, parallel
-  across processes (:class:`Workers`); :mod:`~veil.he.serialize` — versioned bytes, no pickle.
+* :mod:`~veil.he.vector` — numpy-in / :class:`CiphertextArray`-out API, parallel across
+  processes (:class:`Workers`); :mod:`~veil.he.buckets` — bucket sums (encrypted histograms);
+  :mod:`~veil.he.serialize` — versioned bytes, no pickle.
 
 See ``docs/he.md`` for the threat model, parameters and measured speed.
 """
@@ -14,20 +15,14 @@ from __future__ import annotations
 
 from veil.errors import ConfigError
 from veil.he import ou, paillier
+from veil.he.buckets import bucket_sum, bucket_sum_groups
 from veil.he.codec import decode_public_key, encode_public_key
 from veil.he.encoding import FixedPoint
 from veil.he.keys import PrivateKey, PublicKey, Scheme
 from veil.he.packing import SlotLayout
 from veil.he.parallel import Workers
 from veil.he.serialize import dumps, loads
-from veil.he.vector import (
-    CiphertextArray,
-    bucket_sum,
-    bucket_sum_groups,
-    decrypt,
-    decrypt_ints,
-    encrypt,
-)
+from veil.he.vector import CiphertextArray, decrypt, decrypt_ints, encrypt
 
 
 def keygen(
