@@ -24,13 +24,10 @@ from typing import Any
 import numpy as np
 
 from veil.errors import ConfigError, DataError, ProtocolError
+from veil.ml.secureboost.feature_holder import train_feature_holder
 from veil.ml.secureboost.params import BoostParams
 from veil.ml.secureboost.predict import LocalSplits, joint_leaves, send_reach
-from veil.ml.secureboost.protocol import (
-    LabelHolderModel,
-    train_feature_holder,
-    train_label_holder,
-)
+from veil.ml.secureboost.protocol import LabelHolderModel, train_label_holder
 from veil.ml.secureboost.tree import Tree, sigmoid
 from veil.transport.base import Link
 
