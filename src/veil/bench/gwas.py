@@ -111,19 +111,13 @@ def run(
 
         if local:
             filesets, covs = split_filesets(data, n_sites, mode)
-            secs, crit, nbytes, res = time_local(filesets, covs, repeats)
-            agree = agreement(res)
-            out.append(record(
-                BENCH, "veil-local", n, median(secs), bytes_=nbytes, rounds=res.rounds,
-                max_abs_err=agree.get("max_abs_stat_diff"), critical_path=median(crit),
-                ratio_vs_plink=ratio(median(secs)), runs=secs, plink=agree, **common,
-            ))  # fmt: skip
-            emit(out[-1])
-            if dense:
-                secs, crit, nbytes, res = time_local(filesets, covs, repeats, use_cells=False)
+            for impl, cells in (("veil-local", True), ("veil-local-dense", False)):
+                if not cells and not dense:
+                    continue
+                secs, crit, nbytes, res = time_local(filesets, covs, repeats, use_cells=cells)
                 agree = agreement(res)
                 out.append(record(
-                    BENCH, "veil-local-dense", n, median(secs), bytes_=nbytes, rounds=res.rounds,
+                    BENCH, impl, n, median(secs), bytes_=nbytes, rounds=res.rounds,
                     max_abs_err=agree.get("max_abs_stat_diff"), critical_path=median(crit),
                     ratio_vs_plink=ratio(median(secs)), runs=secs, plink=agree, **common,
                 ))  # fmt: skip
